@@ -1,0 +1,118 @@
+// The command bus: runner --PUSH/PULL--> engine for commands, engine --PUSH/PULL--> runner
+// for outcomes, with credit-based flow control on top of ZeroMQ's high-water marks.
+//
+// Flow control: the runner may have at most `window` commands sent whose outcome it has
+// not yet received (window = the HWM N, see docs/wire-protocol.md). send() blocks (while
+// reading outcomes) when the window is full. ZeroMQ HWMs are set to N on both sockets of
+// the command channel as a second line of defence.
+//
+// Endpoints: the engine binds the command endpoint E and the outcome endpoint out(E):
+// inproc://x -> inproc://x.out, ipc:///p -> ipc:///p.out, tcp://h:P -> tcp://h:(P+1).
+// The inproc transport needs both sides to share one Context.
+//
+// Thread-safety: each object is used by one thread at a time. A Context may be shared.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "runrec/bus/message.hpp"
+
+namespace zmq {
+class context_t;
+}
+
+namespace runrec::bus {
+
+// Owns a ZeroMQ context. Share one between an in-process engine and runner (inproc://).
+class Context {
+ public:
+  Context();
+  ~Context();
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+  zmq::context_t& zmq();
+
+ private:
+  std::unique_ptr<zmq::context_t> ctx_;
+};
+
+// Validates an endpoint and derives the outcome endpoint from it.
+Result<std::string> outcomeEndpoint(const std::string& commandEndpoint);
+
+constexpr int kDefaultHwm = 16;
+
+struct ChannelOptions {
+  int hwm = kDefaultHwm;  // N: also the credit window
+  std::chrono::milliseconds linger{2000};
+};
+
+// Runner side.
+class CommandClient {
+ public:
+  static Result<std::unique_ptr<CommandClient>> connect(Context& ctx, const std::string& endpoint,
+                                                        ChannelOptions options = {});
+  ~CommandClient();
+
+  // Sends kOpen and waits for kOpened (or kRefused). Returns the run id.
+  Result<std::string> open(const nlohmann::json& runDescription,
+                           std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+  // Called for each outcome as it arrives (in the thread that calls send/finish).
+  void onOutcome(std::function<void(const Message&)> callback);
+
+  // Sends one command (seq = 1, 2, ... in order). Blocks while `window` commands are in
+  // flight, handling outcomes as they arrive. `timeout` bounds each wait for credit
+  // (nullopt: wait forever). Fails with kRejected if the engine has finished the run
+  // (e.g. a command failed): the runner must then stop sending and call finish().
+  Status send(const nlohmann::json& command,
+              std::optional<std::chrono::milliseconds> timeout = std::nullopt);
+
+  // Sends kEnd, receives every remaining outcome, and waits for kFinished; returns its
+  // body (the run summary). Sockets stay open until the engine has acknowledged.
+  Result<nlohmann::json> finish(const nlohmann::json& endBody,
+                                std::optional<std::chrono::milliseconds> timeout = std::nullopt);
+
+  std::uint64_t sent() const;
+  std::uint64_t completed() const;  // outcomes received
+  std::uint64_t inFlight() const { return sent() - completed(); }
+  std::uint64_t maxInFlight() const;  // the largest in-flight count seen (for tests/bench)
+  int window() const;
+
+ private:
+  struct Impl;
+  explicit CommandClient(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Engine side.
+class CommandServer {
+ public:
+  static Result<std::unique_ptr<CommandServer>> bind(Context& ctx, const std::string& endpoint,
+                                                     ChannelOptions options = {});
+  ~CommandServer();
+
+  // Waits up to `timeout` for the next message on the command channel (nullopt if none
+  // arrived). A frame that does not decode is returned as kMalformed (the frame is
+  // consumed; the caller decides what to do).
+  Result<std::optional<Message>> receive(std::chrono::milliseconds timeout);
+  // Non-blocking receive.
+  Result<std::optional<Message>> tryReceive();
+
+  // Sends on the outcome channel. Never blocks indefinitely: kClosed if no runner is
+  // connected to take it within `timeout`.
+  Status reply(const Message& message,
+               std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
+  const std::string& endpoint() const;
+
+ private:
+  struct Impl;
+  explicit CommandServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace runrec::bus

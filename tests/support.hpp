@@ -1,0 +1,25 @@
+// Helpers shared by the tests: where the shared reference data is, temporary folders.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace runrec::test {
+
+// ../shared/opentrons beside the source tree, or nullopt. When it is missing the caller
+// should skip (MESSAGE) — but under CI=true that is a failure (requireShared()).
+std::optional<std::filesystem::path> sharedOpentrons();
+// Returns the path, or fails the current test case under CI=true / skips with a message.
+// Use: `auto dir = requireShared(); if (!dir) return;`
+std::optional<std::filesystem::path> requireShared();
+
+// A fresh empty directory under the build tree's test scratch area; removed at exit.
+std::filesystem::path tempDir(const std::string& name);
+
+nlohmann::json readJson(const std::filesystem::path& path);
+std::string readText(const std::filesystem::path& path);
+
+}  // namespace runrec::test
