@@ -1,0 +1,70 @@
+// The engine: takes commands from the bus, records every event in the log, drives the robot.
+//
+// Threading: Engine owns one writer thread, started by start(). That thread alone uses the
+// log connection, the robot and the command server. Other threads may call
+// requestShutdown(), hold()/release() and wait(); nothing else.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "runrec/bus/channel.hpp"
+#include "runrec/engine/error.hpp"
+#include "runrec/engine/event_log.hpp"
+#include "runrec/engine/state.hpp"
+#include "runrec/hardware/robot.hpp"
+
+namespace runrec::engine {
+
+struct EngineOptions {
+  std::filesystem::path dbPath = "runrec.db";
+  Sync sync = Sync::kNormal;
+  std::string endpoint = "inproc://runrec-engine";
+  bus::ChannelOptions channel;
+  int maxRuns = -1;  // serve this many runs, then stop (-1: until shutdown)
+  // After a command fails the engine waits this long for the runner's `end`.
+  std::chrono::milliseconds endTimeout{10000};
+  std::vector<std::filesystem::path> labwareDirs;
+};
+
+// The run summary (docs/cli-json.md): what `runrec run --json` prints and the body of the
+// bus `finished` message. `protocolCommands` is the protocol's command count when known.
+nlohmann::json summaryJson(const RunState& state, const RunRow* row = nullptr);
+
+class Engine {
+ public:
+  // Opens the log (closing any unfinished run as `interrupted`) and binds the endpoint.
+  static Result<std::unique_ptr<Engine>> create(bus::Context& ctx, EngineOptions options,
+                                                std::unique_ptr<hardware::Robot> robot);
+  ~Engine();
+
+  // Starts the writer thread.
+  void start();
+  // Asks the writer thread to stop after the command in progress; an open run ends `stopped`.
+  void requestShutdown();
+  // Waits for the writer thread to end; returns its final status.
+  Status wait();
+
+  // Test hook: while held, the engine does not take commands from the bus.
+  void hold();
+  void release();
+
+  // The runs this engine closed as interrupted when it opened the log.
+  const std::vector<std::string>& recoveredRuns() const { return recovered_; }
+
+  struct Impl;
+
+ private:
+  explicit Engine(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+  std::thread thread_;
+  std::vector<std::string> recovered_;
+};
+
+}  // namespace runrec::engine

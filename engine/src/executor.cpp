@@ -1,0 +1,535 @@
+// Command execution: parameter checks, invalid-action checks against the folded state,
+// motion planning (arcs, touch-tip paths), and the robot calls. One function per command.
+#include "executor.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+#include "runrec/hardware/geometry.hpp"
+
+namespace runrec::engine {
+
+using nlohmann::json;
+using hardware::Mount;
+using hardware::Point;
+
+json CommandError::toJson() const {
+  json j = {{"errorType", errorType}, {"message", message}, {"details", details}};
+  if (tipStateUnknown) j["tipStateUnknown"] = true;
+  return j;
+}
+
+namespace {
+
+// Thrown inside the executor only; execute() turns it into a CommandOutcome.
+struct Failure {
+  CommandError error;
+};
+
+[[noreturn]] void failWith(const std::string& type, const std::string& message, json details = json::object()) {
+  throw Failure{CommandError{type, message, std::move(details), false}};
+}
+
+void check(const hardware::Status& st, bool tipCommand = false) {
+  if (st) return;
+  CommandError e{"Hardware", st.error().message,
+                 {{"code", hardware::toString(st.error().code)}, {"hardware", st.error().details}}, tipCommand};
+  throw Failure{std::move(e)};
+}
+
+json pointJson(const Point& p) {
+  auto r = [](double v) { return std::round(v * 1000.0) / 1000.0; };
+  return {{"x", r(p.x)}, {"y", r(p.y)}, {"z", r(p.z)}};
+}
+
+const json& field(const json& params, const char* key) {
+  static const json null;
+  auto it = params.find(key);
+  return it == params.end() ? null : *it;
+}
+
+std::string typeName(const json& j) {
+  if (j.is_null()) return "null";
+  if (j.is_string()) return "\"" + j.get<std::string>() + "\"";
+  return j.dump();
+}
+
+std::string requireString(const json& params, const char* key) {
+  const json& v = field(params, key);
+  if (v.is_null()) failWith("InvalidParams", std::string("params.") + key + ": missing");
+  if (!v.is_string()) failWith("InvalidParams", std::string("params.") + key + ": expected a string, got " + typeName(v));
+  return v.get<std::string>();
+}
+
+double requireNumber(const json& params, const char* key) {
+  const json& v = field(params, key);
+  if (v.is_null()) failWith("InvalidParams", std::string("params.") + key + ": missing");
+  if (!v.is_number()) failWith("InvalidParams", std::string("params.") + key + ": expected a number, got " + typeName(v));
+  return v.get<double>();
+}
+
+std::optional<double> optionalNumber(const json& params, const char* key) {
+  const json& v = field(params, key);
+  if (v.is_null()) return std::nullopt;
+  if (!v.is_number()) failWith("InvalidParams", std::string("params.") + key + ": expected a number, got " + typeName(v));
+  return v.get<double>();
+}
+
+const PipetteState& pipetteOf(const RunState& s, const json& params) {
+  std::string id = requireString(params, "pipetteId");
+  auto* p = s.pipette(id);
+  if (!p) failWith("NotLoaded", "pipette \"" + id + "\" has not been loaded", {{"pipetteId", id}});
+  if (!p->spec) failWith("NotLoaded", "pipette \"" + id + "\" has no known model", {{"pipetteId", id}});
+  return *p;
+}
+
+const LabwareState& labwareOf(const RunState& s, const json& params) {
+  std::string id = requireString(params, "labwareId");
+  auto* lw = s.findLabware(id);
+  if (!lw) failWith("NotLoaded", "labware \"" + id + "\" has not been loaded", {{"labwareId", id}});
+  return *lw;
+}
+
+struct WellLoc {
+  hardware::WellOrigin origin;
+  Point offset;
+};
+
+WellLoc wellLocation(const json& params, hardware::WellOrigin dflt, Point dfltOffset = {}) {
+  const json& wl = field(params, "wellLocation");
+  WellLoc loc{dflt, dfltOffset};
+  if (wl.is_null()) return loc;
+  if (!wl.is_object()) failWith("InvalidParams", "params.wellLocation: expected an object");
+  if (wl.contains("origin")) {
+    if (!wl["origin"].is_string()) failWith("InvalidParams", "params.wellLocation.origin: expected a string");
+    auto o = hardware::parseWellOrigin(wl["origin"].get<std::string>());
+    if (!o) failWith("InvalidParams", "params.wellLocation.origin: expected \"top\", \"bottom\" or \"center\", got " + typeName(wl["origin"]));
+    loc.origin = *o;
+  }
+  if (wl.contains("offset")) {
+    const json& off = wl["offset"];
+    if (!off.is_object()) failWith("InvalidParams", "params.wellLocation.offset: expected an object");
+    loc.offset = {optionalNumber(off, "x").value_or(0), optionalNumber(off, "y").value_or(0),
+                  optionalNumber(off, "z").value_or(0)};
+  }
+  return loc;
+}
+
+// Module labware offsets (mm, from the module's slot origin to where its labware sits).
+// Approximate published figures; module geometry proper is the modules issue's work.
+std::optional<Point> moduleLabwareOffset(const std::string& model) {
+  static const std::map<std::string, Point> offsets = {
+      {"temperatureModuleV1", {-0.15, -0.15, 80.09}}, {"temperatureModuleV2", {-1.45, -0.15, 80.09}},
+      {"magneticModuleV1", {0.125, -0.125, 82.25}},   {"magneticModuleV2", {-1.175, -0.125, 82.25}},
+      {"thermocyclerModuleV1", {0, 82.56, 97.8}},     {"heaterShakerModuleV1", {-0.125, 1.125, 68.275}},
+  };
+  auto it = offsets.find(model);
+  if (it == offsets.end()) return std::nullopt;
+  return it->second;
+}
+
+class Run {
+ public:
+  Run(const RunState& s, hardware::Robot& robot, const hardware::LabwareLibrary& lib, const std::string& commandId)
+      : s_(s), robot_(robot), lib_(lib), commandId_(commandId) {}
+
+  json dispatch(const std::string& type, const json& p) {
+    if (type == "loadPipette") return loadPipette(p);
+    if (type == "loadLabware") return loadLabware(p);
+    if (type == "loadModule") return loadModule(p);
+    if (type == "loadLiquid") return loadLiquid(p);
+    if (type == "home") return home();
+    if (type == "pickUpTip") return pickUpTip(p);
+    if (type == "dropTip") return dropTip(p);
+    if (type == "aspirate") return aspirate(p);
+    if (type == "dispense") return dispense(p);
+    if (type == "blowout") return blowout(p);
+    if (type == "touchTip") return touchTip(p);
+    if (type == "moveToWell") return moveToWell(p);
+    if (type == "moveToCoordinates") return moveToCoordinates(p);
+    if (type == "moveRelative") return moveRelative(p);
+    if (type == "savePosition") return savePosition(p);
+    if (type == "waitForDuration") return waitForDuration(p);
+    if (type == "waitForResume" || type == "pause") return json{{"autoResumed", true}};
+    if (type == "comment") return json::object();
+    if (type.rfind("temperatureModule/", 0) == 0 || type.rfind("magneticModule/", 0) == 0 ||
+        type.rfind("thermocycler/", 0) == 0 || type.rfind("heaterShaker/", 0) == 0)
+      return moduleCommand(type, p);
+    failWith("Unsupported", "unsupported command type \"" + type + "\"");
+  }
+
+ private:
+  Point currentPosition(const PipetteState& pip) {
+    if (pip.position) return *pip.position;
+    auto pos = robot_.positions();
+    if (!pos) check(tl::unexpected(pos.error()));
+    return pip.mount == Mount::kLeft ? pos->left.point : pos->right.point;
+  }
+
+  double tipLength(const PipetteState& pip) { return pip.tip ? pip.tip->length : 0.0; }
+
+  // Moves the pipette's critical point to `target`, arcing as Opentrons does.
+  Point moveAlongArc(const PipetteState& pip, const Point& target, const std::string& labwareId,
+                     const std::string& wellName, std::optional<double> minimumZ = std::nullopt,
+                     bool forceDirect = false, std::optional<double> speed = std::nullopt) {
+    Point from = currentPosition(pip);
+    hardware::ArcRequest req;
+    req.from = from;
+    req.to = target;
+    req.maxZ = hardware::maxCriticalPointZ(*pip.spec, tipLength(pip));
+    req.minimumZHeight = minimumZ;
+    req.forceDirect = forceDirect;
+    bool sameWell = !labwareId.empty() && pip.lastLabwareId == labwareId && pip.lastWellName == wellName &&
+                    pip.position.has_value();
+    bool sameLabware = !labwareId.empty() && pip.lastLabwareId == labwareId && pip.position.has_value();
+    if (sameWell) {
+      req.forceDirect = true;
+    } else if (sameLabware) {
+      auto* lw = s_.findLabware(labwareId);
+      req.safeZ = lw ? hardware::labwareTop(lw->placed) : s_.highestLabwareTop();
+      req.margin = 5;
+    } else {
+      req.safeZ = s_.highestLabwareTop();
+      req.margin = 10;
+    }
+    for (const Point& wp : hardware::planArc(req)) check(robot_.moveTo(pip.mount, wp, speed));
+    return target;
+  }
+
+  Point wellTarget(const LabwareState& lw, const std::string& well, const WellLoc& loc) {
+    auto pt = hardware::wellPosition(lw.placed, well, loc.origin, loc.offset);
+    if (!pt)
+      failWith("InvalidParams", "params.wellName: " + pt.error().message,
+               {{"labwareId", lw.id}, {"wellName", well}});
+    return *pt;
+  }
+
+  json loadPipette(const json& p) {
+    std::string id = requireString(p, "pipetteId");
+    std::string name = requireString(p, "pipetteName");
+    std::string mountText = requireString(p, "mount");
+    auto mount = hardware::parseMount(mountText);
+    if (!mount) failWith("InvalidParams", "params.mount: expected \"left\" or \"right\", got \"" + mountText + "\"");
+    auto spec = hardware::findPipette(name);
+    if (!spec) failWith("InvalidParams", "params.pipetteName: " + spec.error().message);
+    for (auto& [otherId, other] : s_.pipettes)
+      if (other.mount == *mount && otherId != id)
+        failWith("InvalidAction", "the " + mountText + " mount already holds pipette \"" + otherId + "\"",
+                 {{"mount", mountText}});
+    check(robot_.attachInstrument(*mount, *spec));
+    return {{"pipetteId", id}, {"model", (*spec)->model}};
+  }
+
+  json loadLabware(const json& p) {
+    std::string id = requireString(p, "labwareId");
+    std::string loadName = requireString(p, "loadName");
+    std::string ns = field(p, "namespace").is_string() ? p["namespace"].get<std::string>() : "opentrons";
+    int version = field(p, "version").is_number_integer() ? p["version"].get<int>() : 1;
+    auto def = lib_.find(ns, loadName, version);
+    if (!def) failWith("InvalidParams", "params.loadName: " + def.error().message);
+    const json& loc = field(p, "location");
+    if (!loc.is_object()) failWith("InvalidParams", "params.location: expected an object");
+    Point origin;
+    if (loc.contains("slotName")) {
+      if (!loc["slotName"].is_string()) failWith("InvalidParams", "params.location.slotName: expected a string");
+      std::string slot = loc["slotName"].get<std::string>();
+      auto o = hardware::slotOrigin(slot);
+      if (!o) failWith("InvalidParams", "params.location.slotName: " + o.error().message);
+      origin = *o;
+      if (auto* occupant = s_.labwareInSlot(slot); occupant && occupant->id != id) {
+        bool trash = occupant->placed.definition &&
+                     std::find(occupant->placed.definition->quirks.begin(), occupant->placed.definition->quirks.end(),
+                               "fixedTrash") != occupant->placed.definition->quirks.end();
+        if (!trash)
+          failWith("InvalidAction", "slot " + slot + " is occupied by labware \"" + occupant->id + "\"",
+                   {{"slotName", slot}});
+      }
+      for (auto& [mid, m] : s_.modules)
+        if (m.slotName == slot)
+          failWith("InvalidAction", "slot " + slot + " is occupied by module \"" + mid + "\"", {{"slotName", slot}});
+    } else if (loc.contains("moduleId")) {
+      if (!loc["moduleId"].is_string()) failWith("InvalidParams", "params.location.moduleId: expected a string");
+      std::string mid = loc["moduleId"].get<std::string>();
+      auto m = s_.modules.find(mid);
+      if (m == s_.modules.end()) failWith("NotLoaded", "module \"" + mid + "\" has not been loaded", {{"moduleId", mid}});
+      auto o = hardware::slotOrigin(m->second.slotName);
+      if (!o) failWith("InvalidParams", "module slot: " + o.error().message);
+      Point off = moduleLabwareOffset(m->second.model).value_or(Point{});
+      origin = {o->x + off.x, o->y + off.y, o->z + off.z};
+    } else {
+      failWith("InvalidParams", "params.location: expected {\"slotName\"} or {\"moduleId\"}");
+    }
+    return {{"labwareId", id}, {"definition", (*def)->raw}, {"origin", pointJson(origin)}};
+  }
+
+  json loadModule(const json& p) {
+    std::string id = requireString(p, "moduleId");
+    std::string model = requireString(p, "model");
+    if (!moduleLabwareOffset(model)) failWith("InvalidParams", "params.model: unknown OT-2 module model \"" + model + "\"");
+    const json& loc = field(p, "location");
+    if (!loc.is_object() || !loc.contains("slotName") || !loc["slotName"].is_string())
+      failWith("InvalidParams", "params.location.slotName: missing");
+    std::string slot = loc["slotName"].get<std::string>();
+    if (auto o = hardware::slotOrigin(slot); !o) failWith("InvalidParams", "params.location.slotName: " + o.error().message);
+    if (auto* occupant = s_.labwareInSlot(slot))
+      failWith("InvalidAction", "slot " + slot + " is occupied by labware \"" + occupant->id + "\"");
+    // Module hardware is not driven yet: the module is recorded and simulated.
+    return {{"moduleId", id}, {"model", model}, {"simulated", true}};
+  }
+
+  json loadLiquid(const json& p) {
+    requireString(p, "liquidId");
+    const LabwareState& lw = labwareOf(s_, p);
+    const json& v = field(p, "volumeByWell");
+    if (!v.is_object()) failWith("InvalidParams", "params.volumeByWell: expected an object");
+    for (auto& [w, vol] : v.items()) {
+      if (!lw.placed.definition->well(w))
+        failWith("InvalidParams", "params.volumeByWell." + w + ": no such well in " + lw.uri);
+      if (!vol.is_number() || vol.get<double>() < 0)
+        failWith("InvalidParams", "params.volumeByWell." + w + ": expected a volume >= 0, got " + typeName(vol));
+    }
+    return json::object();
+  }
+
+  json home() {
+    check(robot_.home());
+    return json::object();
+  }
+
+  json pickUpTip(const json& p) {
+    const PipetteState& pip = pipetteOf(s_, p);
+    const LabwareState& lw = labwareOf(s_, p);
+    std::string well = requireString(p, "wellName");
+    const auto& def = *lw.placed.definition;
+    if (!def.isTiprack) failWith("InvalidAction", "labware \"" + lw.id + "\" (" + lw.uri + ") is not a tip rack");
+    if (pip.tip)
+      failWith("InvalidAction", "pipette \"" + pip.id + "\" already has a tip attached (from " + pip.tip->labwareId + " " +
+                                    pip.tip->wellName + "); drop it first",
+               {{"pipetteId", pip.id}});
+    const auto* w = def.well(well);
+    if (!w) failWith("InvalidParams", "params.wellName: no well \"" + well + "\" in " + lw.uri);
+    if (lw.usedTips.count(well))
+      failWith("InvalidAction", "the tip at " + well + " of \"" + lw.id + "\" has already been used",
+               {{"labwareId", lw.id}, {"wellName", well}});
+    double overlap = def.tipOverlap ? *def.tipOverlap : pip.spec->tipOverlapFor(def.uri());
+    double length = def.tipLength - overlap;
+    Point target = wellTarget(lw, well, wellLocation(p, hardware::WellOrigin::kTop));
+    moveAlongArc(pip, target, lw.id, well);
+    check(robot_.pickUpTip(pip.mount, length), true);
+    double tipVolume = std::min(w->totalLiquidVolume, pip.spec->maxVolume);
+    return {{"tipLength", std::round(length * 1000) / 1000}, {"tipVolume", tipVolume},
+            {"tipDiameter", w->diameter}, {"position", pointJson(target)}};
+  }
+
+  json dropTip(const json& p) {
+    const PipetteState& pip = pipetteOf(s_, p);
+    const LabwareState& lw = labwareOf(s_, p);
+    std::string well = requireString(p, "wellName");
+    if (!lw.placed.definition->well(well)) failWith("InvalidParams", "params.wellName: no well \"" + well + "\" in " + lw.uri);
+    // Tip racks: back into the rack, half the tip's length down from the top (Opentrons'
+    // return-tip height); elsewhere (the trash): at the top of the well.
+    Point dflt{};
+    if (lw.placed.definition->isTiprack && pip.tip) dflt.z = -pip.spec->returnTipHeight * pip.tip->length;
+    WellLoc loc = wellLocation(p, hardware::WellOrigin::kTop, dflt);
+    Point target = wellTarget(lw, well, loc);
+    moveAlongArc(pip, target, lw.id, well);
+    check(robot_.dropTip(pip.mount), true);
+    return {{"position", pointJson(target)}};
+  }
+
+  const PipetteState& pipetteWithTip(const json& p, const char* action) {
+    const PipetteState& pip = pipetteOf(s_, p);
+    if (!pip.tip)
+      failWith("InvalidAction", std::string("cannot ") + action + ": pipette \"" + pip.id + "\" has no tip attached",
+               {{"pipetteId", pip.id}});
+    return pip;
+  }
+
+  double flowRate(const json& p, double dflt) {
+    auto fr = optionalNumber(p, "flowRate");
+    if (fr && *fr <= 0) failWith("InvalidParams", "params.flowRate: expected a flow rate > 0, got " + std::to_string(*fr));
+    return fr.value_or(dflt);
+  }
+
+  json aspirate(const json& p) {
+    const PipetteState& pip = pipetteWithTip(p, "aspirate");
+    const LabwareState& lw = labwareOf(s_, p);
+    std::string well = requireString(p, "wellName");
+    double volume = requireNumber(p, "volume");
+    if (volume < 0) failWith("InvalidParams", "params.volume: expected a volume >= 0");
+    double held = total(pip.contents);
+    double capacity = std::min(pip.spec->maxVolume, pip.tip->maxVolume);
+    if (held + volume > capacity + 1e-6)
+      failWith("InvalidAction",
+               "cannot aspirate " + fmt(volume) + " µL: pipette \"" + pip.id + "\" holds " + fmt(held) +
+                   " µL and its tip takes at most " + fmt(capacity) + " µL",
+               {{"volume", volume}, {"held", held}, {"capacity", capacity}});
+    double rate = flowRate(p, pip.spec->defaultFlowRates().aspirate);
+    WellLoc loc = wellLocation(p, hardware::WellOrigin::kBottom, {0, 0, 1.0});
+    Point target = wellTarget(lw, well, loc);
+    if (!pip.plungerReady) {
+      // Opentrons readies the plunger above the liquid: at the top of the well.
+      Point top = wellTarget(lw, well, {hardware::WellOrigin::kTop, {}});
+      moveAlongArc(pip, top, lw.id, well);
+      check(robot_.preparePlunger(pip.mount));
+      check(robot_.moveTo(pip.mount, target, std::nullopt));
+    } else {
+      moveAlongArc(pip, target, lw.id, well);
+    }
+    check(robot_.aspirate(pip.mount, volume, rate));
+    return {{"volume", volume}, {"position", pointJson(target)}};
+  }
+
+  json dispense(const json& p) {
+    const PipetteState& pip = pipetteWithTip(p, "dispense");
+    const LabwareState& lw = labwareOf(s_, p);
+    std::string well = requireString(p, "wellName");
+    double volume = requireNumber(p, "volume");
+    if (volume < 0) failWith("InvalidParams", "params.volume: expected a volume >= 0");
+    double held = total(pip.contents);
+    if (volume > held + 1e-6)
+      failWith("InvalidAction", "cannot dispense " + fmt(volume) + " µL: pipette \"" + pip.id + "\" holds " + fmt(held) + " µL",
+               {{"volume", volume}, {"held", held}});
+    double rate = flowRate(p, pip.spec->defaultFlowRates().dispense);
+    Point target = wellTarget(lw, well, wellLocation(p, hardware::WellOrigin::kBottom, {0, 0, 1.0}));
+    moveAlongArc(pip, target, lw.id, well);
+    check(robot_.dispense(pip.mount, volume, rate));
+    return {{"volume", volume}, {"position", pointJson(target)}};
+  }
+
+  json blowout(const json& p) {
+    const PipetteState& pip = pipetteOf(s_, p);
+    const LabwareState& lw = labwareOf(s_, p);
+    std::string well = requireString(p, "wellName");
+    double rate = flowRate(p, pip.spec->defaultFlowRates().blowOut);
+    Point target = wellTarget(lw, well, wellLocation(p, hardware::WellOrigin::kTop));
+    moveAlongArc(pip, target, lw.id, well);
+    check(robot_.blowOut(pip.mount, rate));
+    return {{"position", pointJson(target)}};
+  }
+
+  json touchTip(const json& p) {
+    const PipetteState& pip = pipetteWithTip(p, "touch tip");
+    const LabwareState& lw = labwareOf(s_, p);
+    std::string well = requireString(p, "wellName");
+    double radius = optionalNumber(p, "radius").value_or(1.0);
+    if (radius <= 0 || radius > 1) failWith("InvalidParams", "params.radius: expected 0 < radius <= 1, got " + fmt(radius));
+    double speed = std::clamp(optionalNumber(p, "speed").value_or(60.0), 1.0, 80.0);
+    Point center = wellTarget(lw, well, wellLocation(p, hardware::WellOrigin::kTop));
+    auto points = hardware::touchTipPoints(lw.placed, well, radius, center.z);
+    if (!points) failWith("InvalidAction", "cannot touch tip: " + points.error().message, {{"labwareId", lw.id}});
+    moveAlongArc(pip, center, lw.id, well);
+    for (const Point& pt : *points) check(robot_.moveTo(pip.mount, pt, speed));
+    return {{"position", pointJson(points->empty() ? center : points->back())}};
+  }
+
+  json moveToWell(const json& p) {
+    const PipetteState& pip = pipetteOf(s_, p);
+    const LabwareState& lw = labwareOf(s_, p);
+    std::string well = requireString(p, "wellName");
+    Point target = wellTarget(lw, well, wellLocation(p, hardware::WellOrigin::kTop));
+    bool direct = field(p, "forceDirect").is_boolean() && p["forceDirect"].get<bool>();
+    moveAlongArc(pip, target, lw.id, well, optionalNumber(p, "minimumZHeight"), direct, optionalNumber(p, "speed"));
+    return {{"position", pointJson(target)}};
+  }
+
+  json moveToCoordinates(const json& p) {
+    const PipetteState& pip = pipetteOf(s_, p);
+    const json& c = field(p, "coordinates");
+    if (!c.is_object()) failWith("InvalidParams", "params.coordinates: expected an object {x, y, z}");
+    Point target{requireNumber(c, "x"), requireNumber(c, "y"), requireNumber(c, "z")};
+    bool direct = field(p, "forceDirect").is_boolean() && p["forceDirect"].get<bool>();
+    moveAlongArc(pip, target, "", "", optionalNumber(p, "minimumZHeight"), direct, optionalNumber(p, "speed"));
+    return {{"position", pointJson(target)}};
+  }
+
+  json moveRelative(const json& p) {
+    const PipetteState& pip = pipetteOf(s_, p);
+    std::string axis = requireString(p, "axis");
+    double distance = requireNumber(p, "distance");
+    Point target = currentPosition(pip);
+    if (axis == "x") target.x += distance;
+    else if (axis == "y") target.y += distance;
+    else if (axis == "z") target.z += distance;
+    else failWith("InvalidParams", "params.axis: expected \"x\", \"y\" or \"z\", got \"" + axis + "\"");
+    check(robot_.moveTo(pip.mount, target, std::nullopt));
+    return {{"position", pointJson(target)}};
+  }
+
+  json savePosition(const json& p) {
+    const PipetteState& pip = pipetteOf(s_, p);
+    std::string positionId = field(p, "positionId").is_string() ? p["positionId"].get<std::string>() : "pos-" + commandId_;
+    return {{"positionId", positionId}, {"position", pointJson(currentPosition(pip))}};
+  }
+
+  json waitForDuration(const json& p) {
+    double seconds = requireNumber(p, "seconds");
+    if (seconds < 0) failWith("InvalidParams", "params.seconds: expected >= 0");
+    check(robot_.delay(seconds));
+    return json::object();
+  }
+
+  json moduleCommand(const std::string& type, const json& p) {
+    std::string mid = requireString(p, "moduleId");
+    auto m = s_.modules.find(mid);
+    if (m == s_.modules.end()) failWith("NotLoaded", "module \"" + mid + "\" has not been loaded", {{"moduleId", mid}});
+    std::string family = type.substr(0, type.find('/'));
+    std::string model = m->second.model;
+    bool matches = (family == "temperatureModule" && model.rfind("temperatureModule", 0) == 0) ||
+                   (family == "magneticModule" && model.rfind("magneticModule", 0) == 0) ||
+                   (family == "thermocycler" && model.rfind("thermocyclerModule", 0) == 0) ||
+                   (family == "heaterShaker" && model.rfind("heaterShakerModule", 0) == 0);
+    if (!matches) failWith("InvalidAction", type + " sent to module \"" + mid + "\" which is a " + model);
+    // Recorded and simulated: the module drivers are not part of this build yet.
+    json status = json::object();
+    if (type == "temperatureModule/setTargetTemperature") status["targetCelsius"] = requireNumber(p, "celsius");
+    else if (type == "temperatureModule/waitForTemperature") {
+      auto c = optionalNumber(p, "celsius");
+      status["currentCelsius"] = c ? json(*c) : m->second.status.value("targetCelsius", json());
+    } else if (type == "temperatureModule/deactivate") status = {{"targetCelsius", nullptr}};
+    else if (type == "magneticModule/engage") status = {{"engaged", true}, {"height", requireNumber(p, "height")}};
+    else if (type == "magneticModule/disengage") status = {{"engaged", false}, {"height", nullptr}};
+    else status["lastCommand"] = {{"commandType", type}, {"params", p}};
+    return {{"simulated", true}, {"moduleStatus", status}};
+  }
+
+  static std::string fmt(double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", v);
+    return buf;
+  }
+
+  const RunState& s_;
+  hardware::Robot& robot_;
+  const hardware::LabwareLibrary& lib_;
+  const std::string& commandId_;
+};
+
+}  // namespace
+
+CommandOutcome Executor::execute(const RunState& state, const std::string& commandId, const std::string& commandType,
+                                 const json& params) {
+  CommandOutcome out;
+  try {
+    if (!params.is_object()) failWith("InvalidParams", "params: expected an object");
+    Run run(state, robot_, library_, commandId);
+    out.result = run.dispatch(commandType, params);
+  } catch (Failure& f) {
+    out.ok = false;
+    out.error = std::move(f.error);
+  } catch (const std::exception& e) {
+    out.ok = false;
+    out.error = CommandError{"InvalidParams", std::string("bad parameters: ") + e.what(), json::object(), false};
+  }
+  return out;
+}
+
+json Executor::fixedTrash() const {
+  auto def = library_.find("opentrons", "opentrons_1_trash_1100ml_fixed", 1);
+  auto origin = hardware::slotOrigin("12");
+  if (!def || !origin) return json();
+  return {{"labwareId", "fixedTrash"}, {"slotName", "12"}, {"definition", (*def)->raw}, {"origin", pointJson(*origin)}};
+}
+
+}  // namespace runrec::engine

@@ -1,0 +1,380 @@
+// The fold: run state from events, one event at a time (docs/event-log.md, "Folding").
+#include "runrec/engine/state.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace runrec::engine {
+
+using nlohmann::json;
+
+const char* toString(RunStatus s) {
+  switch (s) {
+    case RunStatus::kCreated: return "created";
+    case RunStatus::kRunning: return "running";
+    case RunStatus::kPaused: return "paused";
+    case RunStatus::kSucceeded: return "succeeded";
+    case RunStatus::kFailed: return "failed";
+    case RunStatus::kStopped: return "stopped";
+    case RunStatus::kInterrupted: return "interrupted";
+  }
+  return "unknown";
+}
+
+bool isTerminal(RunStatus s) {
+  return s == RunStatus::kSucceeded || s == RunStatus::kFailed || s == RunStatus::kStopped ||
+         s == RunStatus::kInterrupted;
+}
+
+double total(const Contents& c) {
+  double t = 0;
+  for (auto& [_, v] : c) t += v;
+  return t;
+}
+
+Contents takeFrom(Contents& source, double volume) {
+  Contents taken;
+  if (volume <= 0) return taken;
+  double have = total(source);
+  if (have <= 1e-9) {
+    taken[""] = volume;  // liquid of unknown origin
+    return taken;
+  }
+  double fromKnown = std::min(volume, have);
+  double fraction = fromKnown / have;
+  for (auto it = source.begin(); it != source.end();) {
+    double v = it->second * fraction;
+    taken[it->first] += v;
+    it->second -= v;
+    if (it->second <= 1e-9)
+      it = source.erase(it);
+    else
+      ++it;
+  }
+  if (volume > fromKnown + 1e-9) taken[""] += volume - fromKnown;
+  return taken;
+}
+
+void addTo(Contents& dest, const Contents& add) {
+  for (auto& [k, v] : add)
+    if (v > 0) dest[k] += v;
+}
+
+const PipetteState* RunState::pipette(const std::string& id) const {
+  auto it = pipettes.find(id);
+  return it == pipettes.end() ? nullptr : &it->second;
+}
+
+const LabwareState* RunState::findLabware(const std::string& id) const {
+  auto it = labware.find(id);
+  return it == labware.end() ? nullptr : &it->second;
+}
+
+const LabwareState* RunState::labwareInSlot(const std::string& slotName) const {
+  for (auto& [_, lw] : labware)
+    if (lw.moduleId.empty() && lw.slotName == slotName) return &lw;
+  return nullptr;
+}
+
+double RunState::highestLabwareTop() const {
+  double top = 0;
+  for (auto& [_, lw] : labware)
+    if (lw.placed.definition) top = std::max(top, hardware::labwareTop(lw.placed));
+  return top;
+}
+
+namespace {
+
+void issue(std::vector<FoldIssue>* issues, std::int64_t seq, std::string message) {
+  if (issues) issues->push_back({seq, std::move(message)});
+}
+
+std::optional<hardware::Point> pointFrom(const json& j) {
+  if (!j.is_object() || !j.contains("x") || !j.contains("y") || !j.contains("z")) return std::nullopt;
+  if (!j["x"].is_number() || !j["y"].is_number() || !j["z"].is_number()) return std::nullopt;
+  return hardware::Point{j["x"].get<double>(), j["y"].get<double>(), j["z"].get<double>()};
+}
+
+std::string str(const json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+double num(const json& j, const char* key, double dflt = 0) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_number() ? it->get<double>() : dflt;
+}
+
+void placeLabware(RunState& s, const std::string& id, const json& params, const json& result, std::int64_t seq,
+                  std::vector<FoldIssue>* issues, const std::string& displayName) {
+  auto def = hardware::LabwareDefinition::fromJson(result.value("definition", json()), "definition");
+  if (!def) {
+    issue(issues, seq, "loadLabware " + id + ": recorded definition does not parse: " + def.error().message);
+    return;
+  }
+  // A labware loaded into a slot replaces whatever the fold had there (the fixed trash in 12).
+  LabwareState lw;
+  lw.id = id;
+  lw.uri = def->uri();
+  lw.displayName = displayName.empty() ? def->displayName : displayName;
+  const json& loc = params.value("location", json::object());
+  lw.slotName = loc.is_object() ? str(loc, "slotName") : std::string();
+  lw.moduleId = loc.is_object() ? str(loc, "moduleId") : std::string();
+  if (!lw.moduleId.empty()) {
+    auto m = s.modules.find(lw.moduleId);
+    if (m != s.modules.end()) lw.slotName = m->second.slotName;
+  }
+  if (!lw.slotName.empty() && lw.moduleId.empty()) {
+    for (auto it = s.labware.begin(); it != s.labware.end();) {
+      if (it->first != id && it->second.moduleId.empty() && it->second.slotName == lw.slotName)
+        it = s.labware.erase(it);
+      else
+        ++it;
+    }
+  }
+  auto origin = pointFrom(result.value("origin", json()));
+  if (!origin) issue(issues, seq, "loadLabware " + id + ": result has no origin");
+  lw.placed.definition = std::make_shared<const hardware::LabwareDefinition>(std::move(*def));
+  lw.placed.origin = origin.value_or(hardware::Point{});
+  s.labware[id] = std::move(lw);
+}
+
+PipetteState* pipetteFor(RunState& s, const json& params) {
+  auto it = s.pipettes.find(str(params, "pipetteId"));
+  return it == s.pipettes.end() ? nullptr : &it->second;
+}
+
+LabwareState* labwareFor(RunState& s, const json& params) {
+  auto it = s.labware.find(str(params, "labwareId"));
+  return it == s.labware.end() ? nullptr : &it->second;
+}
+
+void applySucceeded(RunState& s, const json& started, const json& result, std::int64_t seq,
+                    std::vector<FoldIssue>* issues) {
+  const std::string type = str(started, "commandType");
+  const json& p = started.contains("params") ? started["params"] : json::object();
+  PipetteState* pip = pipetteFor(s, p);
+  LabwareState* lw = labwareFor(s, p);
+  const std::string well = str(p, "wellName");
+
+  if (pip) {
+    if (auto pos = pointFrom(result.value("position", json()))) pip->position = pos;
+  }
+
+  if (type == "loadPipette") {
+    PipetteState ps;
+    ps.id = str(p, "pipetteId");
+    ps.name = str(p, "pipetteName");
+    ps.model = str(result, "model");
+    ps.mount = hardware::parseMount(str(p, "mount")).value_or(hardware::Mount::kRight);
+    auto spec = hardware::findPipette(ps.model.empty() ? ps.name : ps.model);
+    if (spec)
+      ps.spec = *spec;
+    else
+      issue(issues, seq, "loadPipette " + ps.id + ": unknown pipette " + ps.name);
+    s.pipettes[ps.id] = std::move(ps);
+  } else if (type == "loadLabware") {
+    placeLabware(s, str(p, "labwareId"), p, result, seq, issues, str(p, "displayName"));
+  } else if (type == "loadModule") {
+    ModuleState m;
+    m.id = str(p, "moduleId");
+    m.model = str(p, "model");
+    const json& loc = p.value("location", json::object());
+    m.slotName = loc.is_object() ? str(loc, "slotName") : std::string();
+    s.modules[m.id] = std::move(m);
+  } else if (type == "loadLiquid") {
+    if (!lw) {
+      issue(issues, seq, "loadLiquid: unknown labware " + str(p, "labwareId"));
+      return;
+    }
+    const std::string liquid = str(p, "liquidId");
+    if (p.contains("volumeByWell") && p["volumeByWell"].is_object())
+      for (auto& [w, v] : p["volumeByWell"].items())
+        if (v.is_number()) lw->wells[w][liquid] = v.get<double>();
+  } else if (type == "pickUpTip") {
+    if (!pip) return issue(issues, seq, "pickUpTip: unknown pipette");
+    pip->tip = TipState{str(p, "labwareId"), well, num(result, "tipLength"), num(result, "tipVolume")};
+    pip->tipUnknown = false;
+    pip->contents.clear();
+    pip->plungerReady = false;
+    if (lw) lw->usedTips.insert(well);
+  } else if (type == "dropTip") {
+    if (!pip) return issue(issues, seq, "dropTip: unknown pipette");
+    pip->tip.reset();
+    pip->tipUnknown = false;
+    pip->contents.clear();
+    pip->plungerReady = false;
+  } else if (type == "aspirate") {
+    if (!pip) return issue(issues, seq, "aspirate: unknown pipette");
+    double v = num(result, "volume", num(p, "volume"));
+    Contents taken = lw ? takeFrom(lw->wells[well], v) : Contents{{"", v}};
+    if (lw && lw->wells[well].empty()) lw->wells.erase(well);
+    addTo(pip->contents, taken);
+    pip->plungerReady = true;
+  } else if (type == "dispense") {
+    if (!pip) return issue(issues, seq, "dispense: unknown pipette");
+    double v = num(result, "volume", num(p, "volume"));
+    Contents given = takeFrom(pip->contents, std::min(v, total(pip->contents)));
+    if (lw) addTo(lw->wells[well], given);
+  } else if (type == "blowout") {
+    if (!pip) return issue(issues, seq, "blowout: unknown pipette");
+    if (lw) addTo(lw->wells[well], pip->contents);
+    pip->contents.clear();
+    pip->plungerReady = false;
+  } else if (type == "home") {
+    for (auto& [_, ps] : s.pipettes) {
+      ps.position.reset();
+      ps.lastLabwareId.clear();
+      ps.lastWellName.clear();
+      ps.plungerReady = false;
+    }
+  } else if (type == "savePosition") {
+    if (auto pos = pointFrom(result.value("position", json())))
+      s.savedPositions[str(result, "positionId")] = *pos;
+  } else if (type.rfind("temperatureModule/", 0) == 0 || type.rfind("magneticModule/", 0) == 0 ||
+             type.rfind("thermocycler/", 0) == 0 || type.rfind("heaterShaker/", 0) == 0) {
+    auto m = s.modules.find(str(p, "moduleId"));
+    if (m == s.modules.end()) return issue(issues, seq, type + ": unknown module");
+    if (result.contains("moduleStatus") && result["moduleStatus"].is_object())
+      m->second.status.update(result["moduleStatus"]);
+  }
+
+  // Where the pipette is now, for arc planning: over a labware/well, or not known.
+  if (pip) {
+    if (type == "moveToWell" || type == "aspirate" || type == "dispense" || type == "blowout" ||
+        type == "touchTip" || type == "pickUpTip" || type == "dropTip") {
+      pip->lastLabwareId = str(p, "labwareId");
+      pip->lastWellName = well;
+    } else if (type == "moveToCoordinates" || type == "moveRelative") {
+      pip->lastLabwareId.clear();
+      pip->lastWellName.clear();
+    }
+  }
+}
+
+}  // namespace
+
+void apply(RunState& s, const Event& e, std::vector<FoldIssue>* issues) {
+  if (e.seq != s.lastSeq + 1)
+    issue(issues, e.seq, "sequence gap: expected " + std::to_string(s.lastSeq + 1) + ", got " + std::to_string(e.seq));
+  s.lastSeq = e.seq;
+  const json& p = e.payload;
+
+  if (e.type == event::kRunCreated) {
+    s.runId = e.runId;
+    s.createdAt = e.ts;
+    s.protocol = p.value("protocol", json::object());
+    if (p.contains("liquids") && p["liquids"].is_object())
+      for (auto& [k, v] : p["liquids"].items()) s.liquids[k] = v;
+    if (p.contains("fixedTrash") && p["fixedTrash"].is_object()) {
+      const json& ft = p["fixedTrash"];
+      json params = {{"labwareId", str(ft, "labwareId")}, {"location", {{"slotName", str(ft, "slotName")}}}};
+      placeLabware(s, str(ft, "labwareId"), params, ft, e.seq, issues, "");
+    }
+  } else if (e.type == event::kRunStarted) {
+    s.status = RunStatus::kRunning;
+    s.startedAt = e.ts;
+  } else if (e.type == event::kCommandStarted) {
+    if (s.currentCommandId)
+      issue(issues, e.seq, "command " + e.commandId + " started while " + *s.currentCommandId + " had no outcome");
+    s.currentCommandId = e.commandId;
+    s.currentCommand = p;
+    s.commandsStarted++;
+  } else if (e.type == event::kCommandSucceeded || e.type == event::kCommandFailed) {
+    if (!s.currentCommandId || *s.currentCommandId != e.commandId) {
+      issue(issues, e.seq, "outcome for command " + e.commandId + " which is not the command in progress");
+      return;
+    }
+    if (e.type == event::kCommandSucceeded) {
+      s.commandsSucceeded++;
+      applySucceeded(s, s.currentCommand, p.value("result", json::object()), e.seq, issues);
+    } else {
+      s.commandsFailed++;
+      s.lastError = p.value("error", json::object());
+      // A hardware failure part-way through a tip command leaves the tip state unknown.
+      const std::string type = str(s.currentCommand, "commandType");
+      if ((type == "pickUpTip" || type == "dropTip") && p.value("error", json::object()).value("tipStateUnknown", false)) {
+        auto it = s.pipettes.find(str(s.currentCommand.value("params", json::object()), "pipetteId"));
+        if (it != s.pipettes.end()) it->second.tipUnknown = true;
+      }
+    }
+    s.currentCommandId.reset();
+    s.currentCommand = json();
+  } else if (e.type == event::kRunPaused) {
+    s.status = RunStatus::kPaused;
+  } else if (e.type == event::kRunResumed) {
+    s.status = RunStatus::kRunning;
+  } else if (e.type == event::kCommandsDiscarded) {
+    s.commandsDiscarded += p.value("count", 0);
+  } else if (e.type == event::kRunFinished) {
+    std::string st = str(p, "status");
+    if (st == "succeeded") s.status = RunStatus::kSucceeded;
+    else if (st == "failed") s.status = RunStatus::kFailed;
+    else if (st == "stopped") s.status = RunStatus::kStopped;
+    else if (st == "interrupted") s.status = RunStatus::kInterrupted;
+    else issue(issues, e.seq, "runFinished with unknown status \"" + st + "\"");
+    s.finishedAt = e.ts;
+    s.finish = p;
+  } else if (e.type == event::kBusMessageRejected) {
+    // Recorded for the audit; no state change.
+  } else {
+    issue(issues, e.seq, "unknown event type \"" + e.type + "\"");
+  }
+}
+
+RunState fold(const std::vector<Event>& events, std::vector<FoldIssue>* issues) {
+  RunState s;
+  for (auto& e : events) apply(s, e, issues);
+  return s;
+}
+
+namespace {
+json pointJson(const hardware::Point& p) { return {{"x", p.x}, {"y", p.y}, {"z", p.z}}; }
+json contentsJson(const Contents& c) {
+  json j = json::object();
+  for (auto& [k, v] : c) j[k.empty() ? "unknown" : k] = std::round(v * 1e6) / 1e6;
+  return j;
+}
+}  // namespace
+
+json toJson(const RunState& s) {
+  json j;
+  j["runId"] = s.runId;
+  j["status"] = toString(s.status);
+  j["lastSeq"] = s.lastSeq;
+  j["counts"] = {{"started", s.commandsStarted},
+                 {"succeeded", s.commandsSucceeded},
+                 {"failed", s.commandsFailed},
+                 {"discarded", s.commandsDiscarded}};
+  j["currentCommand"] = s.currentCommandId ? json(*s.currentCommandId) : json();
+  json pips = json::object();
+  for (auto& [id, p] : s.pipettes) {
+    json pj = {{"name", p.name}, {"model", p.model}, {"mount", hardware::toString(p.mount)},
+               {"volume", std::round(total(p.contents) * 1e6) / 1e6}, {"contents", contentsJson(p.contents)},
+               {"tipUnknown", p.tipUnknown}};
+    pj["tip"] = p.tip ? json{{"labwareId", p.tip->labwareId}, {"wellName", p.tip->wellName},
+                             {"length", p.tip->length}, {"maxVolume", p.tip->maxVolume}}
+                      : json();
+    pj["position"] = p.position ? pointJson(*p.position) : json();
+    pips[id] = pj;
+  }
+  j["pipettes"] = pips;
+  json lws = json::object();
+  for (auto& [id, lw] : s.labware) {
+    json lj = {{"uri", lw.uri}, {"displayName", lw.displayName}, {"slotName", lw.slotName}};
+    if (!lw.moduleId.empty()) lj["moduleId"] = lw.moduleId;
+    if (lw.placed.definition && lw.placed.definition->isTiprack) lj["usedTips"] = lw.usedTips;
+    json wells = json::object();
+    for (auto& [w, c] : lw.wells)
+      if (!c.empty()) wells[w] = contentsJson(c);
+    if (!wells.empty()) lj["wells"] = wells;
+    lws[id] = lj;
+  }
+  j["labware"] = lws;
+  json mods = json::object();
+  for (auto& [id, m] : s.modules) mods[id] = {{"model", m.model}, {"slotName", m.slotName}, {"status", m.status}};
+  j["modules"] = mods;
+  return j;
+}
+
+}  // namespace runrec::engine

@@ -1,0 +1,38 @@
+// Shared pieces of the runrec subcommands: options, exit codes, output helpers.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace runrec::cli {
+
+// Exit codes (docs/cli-json.md).
+enum Exit : int {
+  kOk = 0,
+  kRunNotSucceeded = 1,  // the run ended failed, stopped or interrupted
+  kBadInput = 2,         // bad arguments, invalid protocol file, unknown run id
+  kSystemError = 3,      // log, bus or other system failure
+};
+
+struct Globals {
+  std::string db = "runrec.db";
+  std::string logLevel = "warn";
+};
+
+// Prints "runrec: <message>" to stderr and returns `code`.
+int error(int code, const std::string& message);
+
+void printJson(const nlohmann::json& j);
+
+// "1.23 s", "450 ms", "—"
+std::string formatDuration(const nlohmann::json& seconds);
+std::string formatRate(double perSecond);
+
+void addRunCommand(CLI::App& app, Globals& g, int& exitCode);
+void addEngineCommand(CLI::App& app, Globals& g, int& exitCode);
+void addInspectCommands(CLI::App& app, Globals& g, int& exitCode);  // runs, show
+void addSeedCommand(CLI::App& app, int& exitCode);
+void addBenchCommand(CLI::App& app, Globals& g, int& exitCode);
+
+}  // namespace runrec::cli

@@ -1,0 +1,317 @@
+// `runrec run`, `runrec engine` and `runrec seed`.
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <fstream>
+#include <iostream>
+
+#include "cli_common.hpp"
+#include "runrec/bus/channel.hpp"
+#include "runrec/engine/engine.hpp"
+#include "runrec/hardware/sim_robot.hpp"
+#include "runrec/runner/protocol.hpp"
+#include "runrec/runner/runner.hpp"
+#include "runrec/runner/seed.hpp"
+
+namespace runrec::cli {
+
+using nlohmann::json;
+
+namespace {
+
+struct RobotOptions {
+  std::string robot = "sim";
+};
+
+engine::Result<std::unique_ptr<hardware::Robot>> makeRobot(const std::string& spec) {
+  if (spec == "sim") return std::unique_ptr<hardware::Robot>(std::make_unique<hardware::SimRobot>());
+  if (spec.rfind("serial:", 0) == 0)
+    return engine::fail(engine::ErrorCode::kInvalid,
+                        "--robot " + spec + ": the Smoothie serial driver is not in this build yet; use --robot sim");
+  return engine::fail(engine::ErrorCode::kInvalid, "--robot " + spec + ": expected \"sim\" or \"serial:DEVICE\"");
+}
+
+// Prints "command i of N" progress to stderr, at most 5 times a second.
+class ProgressLine {
+ public:
+  explicit ProgressLine(bool enabled) : enabled_(enabled) {}
+  void update(const runner::Progress& p) {
+    if (!enabled_) return;
+    auto now = std::chrono::steady_clock::now();
+    if (p.completed != p.total && now - last_ < std::chrono::milliseconds(200)) return;
+    last_ = now;
+    double rate = p.elapsedSeconds > 0 ? p.completed / p.elapsedSeconds : 0;
+    double pct = p.total ? 100.0 * p.completed / p.total : 0;
+    std::fprintf(stderr, "\r  command %llu of %llu (%.1f%%), %s commands/s   ", (unsigned long long)p.completed,
+                 (unsigned long long)p.total, pct, formatRate(rate).c_str());
+    std::fflush(stderr);
+    drawn_ = true;
+  }
+  void done() {
+    if (drawn_) std::fprintf(stderr, "\n");
+  }
+
+ private:
+  bool enabled_;
+  bool drawn_ = false;
+  std::chrono::steady_clock::time_point last_{};
+};
+
+void printSummary(const json& s, const std::string& db) {
+  const json& c = s["counts"];
+  auto n = [](const json& v) { return v.is_number() ? std::to_string(v.get<long long>()) : std::string("?"); };
+  std::cout << "Run        " << s.value("runId", "") << "\n";
+  std::cout << "Status     " << s.value("status", "") << "\n";
+  if (s.contains("reason") && s["reason"].is_string() && s["status"] != "succeeded")
+    std::cout << "Reason     " << s["reason"].get<std::string>() << "\n";
+  if (s.contains("error") && s["error"].is_object())
+    std::cout << "Error      " << s["error"].value("errorType", "") << ": " << s["error"].value("message", "") << "\n";
+  std::cout << "Protocol   " << s.value("protocolName", "") << "\n";
+  std::cout << "Commands   " << n(c["succeeded"]) << " of " << n(c["protocolCommands"]) << " succeeded, "
+            << n(c["failed"]) << " failed, " << n(c["discarded"]) << " discarded\n";
+  std::cout << "Wall time  " << formatDuration(s["durationSeconds"]);
+  if (s["commandsPerSecond"].is_number())
+    std::cout << "  (" << formatRate(s["commandsPerSecond"].get<double>()) << " commands/s, "
+              << n(s["events"]) << " events)";
+  std::cout << "\n";
+  std::cout << "Log        " << db << "  (runrec show " << s.value("runId", "").substr(0, 8) << ")\n";
+}
+
+std::atomic<engine::Engine*> gEngine{nullptr};
+void onSignal(int) {
+  if (auto* e = gEngine.load()) e->requestShutdown();
+}
+
+}  // namespace
+
+void addRunCommand(CLI::App& app, Globals& g, int& exitCode) {
+  struct Opts {
+    std::string protocol;
+    bool json = false;
+    int hwm = bus::kDefaultHwm;
+    std::string connect;
+    std::string robot = "sim";
+    std::string sync = "normal";
+    std::vector<std::string> labwareDirs;
+    std::string progress = "auto";
+    double timeout = 0;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* cmd = app.add_subcommand("run", "Run a protocol and record it (simulated OT-2 by default)");
+  cmd->description(
+      "Run a protocol and record every event in the log.\n"
+      "By default the engine runs inside this process on a simulated OT-2 and records to\n"
+      "--db. With --connect, commands go to a separate `runrec engine` instead (which owns\n"
+      "its own log and robot). Prints progress while running and a summary at the end;\n"
+      "exits 1 if the run did not succeed.");
+  cmd->add_option("protocol", o->protocol, "Opentrons JSON protocol file (schema 6, 7 or 8)")->required();
+  cmd->add_option("--db", g.db, "SQLite log file (created if missing)")->capture_default_str();
+  cmd->add_flag("--json", o->json, "Print the run summary as JSON (docs/cli-json.md)");
+  cmd->add_option("--hwm", o->hwm,
+                  "High-water mark N: at most N commands are sent but unfinished at any time")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+  cmd->add_option("--connect", o->connect, "Send commands to a running `runrec engine` at this endpoint "
+                                           "(ipc://PATH or tcp://HOST:PORT)");
+  cmd->add_option("--robot", o->robot, "Robot: sim (simulated OT-2) or serial:DEVICE")->capture_default_str();
+  cmd->add_option("--sync", o->sync, "Log durability: normal (survives a process crash) or full "
+                                     "(fsync each commit, survives a power cut)")
+      ->check(CLI::IsMember({"normal", "full"}))
+      ->capture_default_str();
+  cmd->add_option("--labware-dir", o->labwareDirs, "Folder of custom labware definitions (loadName/version.json)")
+      ->check(CLI::ExistingDirectory);
+  cmd->add_option("--progress", o->progress, "Progress on stderr: auto (when stderr is a terminal), always, never")
+      ->check(CLI::IsMember({"auto", "always", "never"}))
+      ->capture_default_str();
+  cmd->add_option("--timeout", o->timeout, "Give up if the engine does not answer for this many seconds (0: wait)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->callback([o, &g, &exitCode] {
+    auto protocol = runner::loadProtocol(o->protocol);
+    if (!protocol) {
+      exitCode = error(protocol.error().code == runner::ErrorCode::kIo ? kBadInput : kBadInput, protocol.error().message);
+      return;
+    }
+    bus::Context ctx;
+    bus::ChannelOptions channel;
+    channel.hwm = o->hwm;
+    std::unique_ptr<engine::Engine> eng;
+    std::string endpoint = o->connect;
+    if (endpoint.empty()) {
+      auto robot = makeRobot(o->robot);
+      if (!robot) {
+        exitCode = error(kBadInput, robot.error().message);
+        return;
+      }
+      engine::EngineOptions eo;
+      eo.dbPath = g.db;
+      eo.sync = *engine::parseSync(o->sync);
+      eo.endpoint = "inproc://runrec-engine-" + std::to_string(::getpid());
+      eo.channel = channel;
+      eo.maxRuns = 1;
+      for (auto& d : o->labwareDirs) eo.labwareDirs.emplace_back(d);
+      auto created = engine::Engine::create(ctx, eo, std::move(*robot));
+      if (!created) {
+        exitCode = error(created.error().code == engine::ErrorCode::kCorrupt ? kBadInput : kSystemError,
+                         created.error().message);
+        return;
+      }
+      eng = std::move(*created);
+      for (auto& r : eng->recoveredRuns())
+        std::cerr << "runrec: run " << r << " in " << g.db << " had no end (crash?); recorded it as interrupted\n";
+      endpoint = eo.endpoint;
+      eng->start();
+    } else if (!o->labwareDirs.empty() || o->robot != "sim" || o->sync != "normal") {
+      exitCode = error(kBadInput, "--robot, --sync and --labware-dir belong to the engine; with --connect, pass them "
+                                  "to `runrec engine`");
+      return;
+    }
+    auto client = bus::CommandClient::connect(ctx, endpoint, channel);
+    if (!client) {
+      if (eng) eng->requestShutdown();
+      exitCode = error(kBadInput, client.error().message);
+      return;
+    }
+    bool show = o->progress == "always" || (o->progress == "auto" && ::isatty(STDERR_FILENO) && !o->json);
+    ProgressLine line(show);
+    runner::RunOptions ro;
+    ro.onProgress = [&line](const runner::Progress& p) { line.update(p); };
+    if (o->timeout > 0) ro.timeout = std::chrono::milliseconds(static_cast<long long>(o->timeout * 1000));
+    auto result = runner::runProtocol(**client, *protocol, ro);
+    line.done();
+    client->reset();
+    if (eng) {
+      if (!result) eng->requestShutdown();
+      if (auto st = eng->wait(); !st) {
+        exitCode = error(kSystemError, "engine: " + st.error().message);
+        return;
+      }
+    }
+    if (!result) {
+      exitCode = error(kSystemError, result.error().message);
+      return;
+    }
+    json summary = result->summary;
+    summary["db"] = o->connect.empty() ? json(g.db) : json();
+    summary["runner"] = {{"wallSeconds", result->wallSeconds},
+                         {"sent", result->sent},
+                         {"hwm", o->hwm},
+                         {"maxInFlight", result->maxInFlight}};
+    if (o->json)
+      printJson(summary);
+    else
+      printSummary(summary, o->connect.empty() ? g.db : "(engine at " + o->connect + ")");
+    exitCode = result->succeeded() ? kOk : kRunNotSucceeded;
+  });
+}
+
+void addEngineCommand(CLI::App& app, Globals& g, int& exitCode) {
+  struct Opts {
+    std::string listen;
+    std::string robot = "sim";
+    std::string sync = "normal";
+    int hwm = bus::kDefaultHwm;
+    int runs = -1;
+    std::vector<std::string> labwareDirs;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* cmd = app.add_subcommand("engine", "Serve runs from other processes (`runrec run --connect`)");
+  cmd->description(
+      "Run the engine as its own process: it binds ENDPOINT, takes one run at a time from\n"
+      "`runrec run --connect ENDPOINT`, records it in --db and drives --robot.\n"
+      "Stops on Ctrl-C / SIGTERM (an open run ends as stopped) or after --runs runs.");
+  cmd->add_option("--listen", o->listen, "Endpoint to bind: ipc://PATH or tcp://HOST:PORT (outcomes use "
+                                         "PATH.out / PORT+1)")
+      ->required();
+  cmd->add_option("--db", g.db, "SQLite log file")->capture_default_str();
+  cmd->add_option("--robot", o->robot, "Robot: sim or serial:DEVICE")->capture_default_str();
+  cmd->add_option("--sync", o->sync, "Log durability: normal or full")
+      ->check(CLI::IsMember({"normal", "full"}))
+      ->capture_default_str();
+  cmd->add_option("--hwm", o->hwm, "Receive high-water mark (the runner's --hwm sets its credit window)")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+  cmd->add_option("--runs", o->runs, "Exit after serving this many runs (default: until stopped)");
+  cmd->add_option("--labware-dir", o->labwareDirs, "Folder of custom labware definitions (loadName/version.json)")
+      ->check(CLI::ExistingDirectory);
+  cmd->callback([o, &g, &exitCode] {
+    auto robot = makeRobot(o->robot);
+    if (!robot) {
+      exitCode = error(kBadInput, robot.error().message);
+      return;
+    }
+    bus::Context ctx;
+    engine::EngineOptions eo;
+    eo.dbPath = g.db;
+    eo.sync = *engine::parseSync(o->sync);
+    eo.endpoint = o->listen;
+    eo.channel.hwm = o->hwm;
+    eo.maxRuns = o->runs;
+    for (auto& d : o->labwareDirs) eo.labwareDirs.emplace_back(d);
+    auto created = engine::Engine::create(ctx, eo, std::move(*robot));
+    if (!created) {
+      exitCode = error(created.error().code == engine::ErrorCode::kBus ? kBadInput : kSystemError,
+                       created.error().message);
+      return;
+    }
+    auto& eng = *created;
+    for (auto& r : eng->recoveredRuns())
+      std::cerr << "runrec: run " << r << " had no end (crash?); recorded it as interrupted\n";
+    gEngine.store(eng.get());
+    std::signal(SIGINT, onSignal);
+    std::signal(SIGTERM, onSignal);
+    std::cerr << "runrec engine: listening on " << o->listen << ", log " << g.db << ", robot " << o->robot << "\n";
+    eng->start();
+    auto st = eng->wait();
+    gEngine.store(nullptr);
+    if (!st) exitCode = error(kSystemError, st.error().message);
+  });
+}
+
+void addSeedCommand(CLI::App& app, int& exitCode) {
+  struct Opts {
+    int touches = 10000;
+    std::string output = "-";
+  };
+  auto o = std::make_shared<Opts>();
+  auto* cmd = app.add_subcommand("seed", "Write the touch-tip stress protocol (JSON schema 8)");
+  cmd->description(
+      "Write Opentrons PR #16098's stress test as a JSON protocol: p300_single_gen2 (right),\n"
+      "a 300 µL tip rack in slot 1, a Bio-Rad PCR plate in slot 2; pick up the tip at A1,\n"
+      "touch tip N times at H12, return the tip to A1. Labware definitions are runrec's own.");
+  cmd->add_option("-n,--touches", o->touches, "Number of touchTip commands")
+      ->check(CLI::Range(0, 100000000))
+      ->capture_default_str();
+  cmd->add_option("-o,--output", o->output, "Output file (- for stdout)")->capture_default_str();
+  cmd->callback([o, &exitCode] {
+    json p = runner::makeSeedProtocol(o->touches);
+    if (p.is_null()) {
+      exitCode = error(kSystemError, "the built-in labware library lacks the seed protocol's labware");
+      return;
+    }
+    // One command per line keeps the file readable and diffable.
+    json commands = std::move(p["commands"]);
+    p.erase("commands");
+    std::string text = p.dump(2);
+    text.pop_back();  // the closing brace
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+    text += ",\n  \"commands\": [\n";
+    for (size_t i = 0; i < commands.size(); ++i)
+      text += "    " + commands[i].dump() + (i + 1 < commands.size() ? ",\n" : "\n");
+    text += "  ]\n}\n";
+    if (o->output == "-") {
+      std::cout << text;
+    } else {
+      std::ofstream out(o->output, std::ios::binary);
+      out << text;
+      if (!out) {
+        exitCode = error(kSystemError, o->output + ": cannot write");
+        return;
+      }
+    }
+  });
+}
+
+}  // namespace runrec::cli
