@@ -20,7 +20,11 @@ const char* toString(ErrorCode code);
 
 struct Error {
   ErrorCode code;
-  std::string message;  // e.g. `commands[12].params.volume: expected a number, got "ten"`
+  // For kInvalidProtocol: `<file>: <JSON path>: <problem>`, e.g.
+  // `simple.json: commands[12].params.volume: expected a number, got "ten"`, or for a
+  // syntax error `simple.json:3:14: invalid JSON: <reason>` (line:column, 1-based).
+  // For kIo: `cannot read <path>: <OS reason>`. `<file>` is the path or the name given.
+  std::string message;
 };
 template <class T>
 using Result = tl::expected<T, Error>;
@@ -30,20 +34,32 @@ using Result = tl::expected<T, Error>;
 //   `loadName`, `namespace`, `version` (and `displayName`) from the `labware` map and
 //   its definitionId; v6 loadModule gets `model` from the `modules` map;
 // - v6 `delay` becomes `waitForDuration` ({"seconds"}) or `waitForResume` ({"message"});
-// - every command is {"commandType", "params", "key"?} with nothing else.
+// - `pause` (any schema) becomes `waitForResume`;
+// - every command is {"commandType", "params", "key"?} with nothing else (a command's
+//   `intent`, and the `result` some v6 files carry, are dropped);
+// - params hold only the parameters command-8.json defines for the type (unknown ones are
+//   rejected), and every pipetteId/labwareId/moduleId/liquidId refers to something loaded by
+//   an earlier command (labware "fixedTrash" always exists: the engine pre-loads it in slot 12).
+// Load commands always carry their id (pipetteId, labwareId, moduleId).
 struct Protocol {
   std::filesystem::path path;  // empty when parsed from text
+  std::string source;          // the path, or the name given to parseProtocol (for messages)
   std::string text;            // the file as read
   std::string sha256;          // hex digest of `text`
   int schemaVersion = 0;
   nlohmann::json metadata = nlohmann::json::object();
   nlohmann::json robot = nlohmann::json::object();
   nlohmann::json liquids = nlohmann::json::object();
-  // URI ("namespace/loadName/version") -> definition, exactly as in the file.
+  // URI ("namespace/loadName/version", computed from the definition) -> definition, exactly
+  // as in the file. A file may key a definition by another id (Opentrons' own fixtures use
+  // "example/plate/1" for "example/foo_8_plate_33ul/1"); the index here is always the URI,
+  // which is what normalised loadLabware params name.
   std::map<std::string, nlohmann::json> labwareDefinitions;
   std::vector<nlohmann::json> commands;
+  // Anomalies that are accepted but worth reporting (e.g. a definition keyed by an alias).
+  std::vector<std::string> warnings;
 
-  std::string name() const;  // metadata.protocolName, else the file name
+  std::string name() const;  // metadata.protocolName, else the file stem (of path or source)
 };
 
 // Reads and validates a file. Validation happens before anything is sent or recorded.
@@ -51,7 +67,8 @@ Result<Protocol> loadProtocol(const std::filesystem::path& path);
 // Same, from text; `name` is used in messages in place of a path.
 Result<Protocol> parseProtocol(std::string text, const std::string& name);
 
-// The command types this runner accepts.
+// The command types this runner accepts (as written in files; `delay` is v6-only and
+// normalised away, `pause` is normalised to `waitForResume`).
 const std::vector<std::string>& supportedCommandTypes();
 
 }  // namespace runrec::runner
