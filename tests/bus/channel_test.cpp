@@ -1,0 +1,429 @@
+// Tests for the command channel over real ZeroMQ sockets (inproc, ipc, tcp): the credit window
+// measured with a held engine, no lost commands across many runs, early finish, bad frames.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <chrono>
+#include <optional>
+#include <thread>
+#include <zmq.hpp>
+
+#include "test_engine.hpp"
+
+using namespace runrec::bus;
+using namespace runrec::bus::test;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr Transport kAllTransports[] = {Transport::kInproc, Transport::kIpc, Transport::kTcp};
+
+ChannelOptions withHwm(int hwm) { return ChannelOptions{.hwm = hwm, .linger = 500ms}; }
+
+std::unique_ptr<CommandServer> bindOrFail(Context& ctx, const std::string& e, ChannelOptions o) {
+  auto s = CommandServer::bind(ctx, e, o);
+  if (!s) FAIL("bind " << e << ": " << s.error().message);
+  return std::move(*s);
+}
+
+std::unique_ptr<CommandClient> connectOrFail(Context& ctx, const std::string& e, ChannelOptions o) {
+  auto c = CommandClient::connect(ctx, e, o);
+  if (!c) FAIL("connect " << e << ": " << c.error().message);
+  return std::move(*c);
+}
+
+double secondsSince(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+// Runs one complete run of `n` commands on `client`; returns the summary.
+nlohmann::json oneRun(CommandClient& client, int n) {
+  auto id = client.open({{"protocol", {{"name", "test"}}}}, 5s);
+  if (!id) FAIL("open: " << id.error().message);
+  for (int i = 1; i <= n; ++i) {
+    auto s = client.send(command(i), 5s);
+    if (!s) FAIL("send " << i << ": " << s.error().message);
+  }
+  auto summary = client.finish({{"commands", n}, {"reason", "complete"}}, 5s);
+  if (!summary) FAIL("finish: " << summary.error().message);
+  return *summary;
+}
+
+void checkRunsComplete(const TestEngine& engine, int runs, int commands) {
+  CHECK(engine.problems().empty());
+  for (const auto& p : engine.problems()) MESSAGE(p);
+  CHECK(engine.malformed().empty());
+  CHECK(engine.stale() == 0);
+  REQUIRE(engine.runs().size() == static_cast<std::size_t>(runs));
+  for (const auto& run : engine.runs()) {
+    CAPTURE(run.id);
+    CHECK(run.ended);
+    REQUIRE(run.seqs.size() == static_cast<std::size_t>(commands));
+    bool inOrder = true;
+    for (int i = 0; i < commands; ++i) {
+      if (run.seqs[i] != static_cast<std::uint64_t>(i + 1) || run.indices[i] != i + 1) {
+        inOrder = false;
+      }
+    }
+    CHECK_MESSAGE(inOrder, "every command index must arrive exactly once, in order");
+  }
+}
+
+}  // namespace
+
+TEST_CASE("ARunCompletesOnEveryTransport") {
+  for (auto t : kAllTransports) {
+    CAPTURE(name(t));
+    Context ctx;
+    auto e = freshEndpoint(t);
+    auto server = bindOrFail(ctx, e, withHwm(4));
+    TestEngine engine(*server);
+    auto client = connectOrFail(ctx, e, withHwm(4));
+    std::vector<std::uint64_t> outcomeSeqs;
+    client->onOutcome([&](const Message& m) {
+      CHECK(typeOf(m) == "outcome");
+      CHECK(m.body["status"] == "succeeded");
+      outcomeSeqs.push_back(m.seq);
+    });
+    auto summary = oneRun(*client, 25);
+    CHECK(summary["status"] == "succeeded");
+    CHECK(summary["commands"] == 25);
+    CHECK(client->sent() == 25);
+    CHECK(client->completed() == 25);
+    CHECK(client->inFlight() == 0);
+    CHECK(client->maxInFlight() <= 4);
+    REQUIRE(outcomeSeqs.size() == 25);
+    for (std::size_t i = 0; i < outcomeSeqs.size(); ++i) CHECK(outcomeSeqs[i] == i + 1);
+    client.reset();
+    engine.stop();
+    checkRunsComplete(engine, 1, 25);
+    CHECK(engine.runs()[0].endBody["reason"] == "complete");
+  }
+}
+
+TEST_CASE("BackpressureStopsTheRunnerAtExactlyTheWindow") {
+  // The engine answers open, then stops receiving. A runner thread sends as fast as it can;
+  // once it is blocked, the number of sends that returned must be exactly N.
+  for (auto t : kAllTransports) {
+    for (int n : {1, 4, 16}) {
+      CAPTURE(name(t));
+      CAPTURE(n);
+      Context ctx;
+      auto e = freshEndpoint(t);
+      auto server = bindOrFail(ctx, e, withHwm(n));
+      TestEngine engine(*server, {.hold = true});
+      auto client = connectOrFail(ctx, e, withHwm(n));
+      REQUIRE(client->window() == n);
+      REQUIRE(client->open({{"protocol", nlohmann::json::object()}}, 5s));
+
+      const int total = n + 10;
+      std::atomic<int> returned{0};
+      std::atomic<bool> done{false};
+      std::optional<Error> failure;
+      nlohmann::json summary;
+      std::uint64_t maxSeen = 0;
+      std::thread runner([&] {
+        for (int i = 1; i <= total; ++i) {
+          auto s = client->send(command(i), 10s);
+          if (!s) {
+            failure = s.error();
+            break;
+          }
+          maxSeen = std::max(maxSeen, client->inFlight());
+          ++returned;
+        }
+        auto f = client->finish({{"commands", total}}, 10s);
+        if (f) summary = *f;
+        else failure = f.error();
+        done = true;
+      });
+
+      auto t0 = Clock::now();
+      while (returned < n && secondsSince(t0) < 5) std::this_thread::sleep_for(1ms);
+      std::this_thread::sleep_for(150ms);  // give it every chance to send one more
+      const int whileHeld = returned;
+      CHECK(whileHeld == n);
+      CHECK_FALSE(done);
+      CHECK(engine.received() == 0);  // held: nothing was taken off the socket
+
+      engine.release();
+      runner.join();
+      CHECK_FALSE(failure.has_value());
+      if (failure) MESSAGE(failure->message);
+      CHECK(returned == total);
+      CHECK(summary["commands"] == total);
+      CHECK(client->completed() == static_cast<std::uint64_t>(total));
+      CHECK(maxSeen <= static_cast<std::uint64_t>(n));
+      CHECK(client->maxInFlight() == static_cast<std::uint64_t>(n));
+      client.reset();
+      engine.stop();
+      checkRunsComplete(engine, 1, total);
+    }
+  }
+}
+
+TEST_CASE("NoCommandIsLostAcrossManyRunsWithFreshClients") {
+  // The same server serves run after run; each run uses new client sockets that are closed
+  // right after finish(). Every command index must arrive exactly once, in order.
+  constexpr int kRuns = 50;
+  constexpr int kCommands = 200;
+  for (auto t : kAllTransports) {
+    for (int n : {1, 16}) {
+      CAPTURE(name(t));
+      CAPTURE(n);
+      Context ctx;
+      auto e = freshEndpoint(t);
+      auto server = bindOrFail(ctx, e, withHwm(n));
+      TestEngine engine(*server);
+      auto t0 = Clock::now();
+      for (int run = 0; run < kRuns; ++run) {
+        CAPTURE(run);
+        auto client = connectOrFail(ctx, e, withHwm(n));
+        auto summary = oneRun(*client, kCommands);
+        CHECK(summary["commands"] == kCommands);
+        CHECK(client->completed() == kCommands);
+        CHECK(client->maxInFlight() <= static_cast<std::uint64_t>(n));
+      }
+      double s = secondsSince(t0);
+      MESSAGE(name(t) << " hwm " << n << ": " << kRuns * kCommands << " commands in " << s
+                      << " s (" << static_cast<long>(kRuns * kCommands / s) << " round trips/s)");
+      engine.stop();
+      checkRunsComplete(engine, kRuns, kCommands);
+    }
+  }
+}
+
+TEST_CASE("TheRunnerMayConnectBeforeTheEngineBinds") {
+  for (auto t : kAllTransports) {
+    CAPTURE(name(t));
+    Context ctx;
+    auto e = freshEndpoint(t);
+    auto client = connectOrFail(ctx, e, withHwm(4));
+    std::this_thread::sleep_for(20ms);
+    auto server = bindOrFail(ctx, e, withHwm(4));
+    TestEngine engine(*server);
+    auto summary = oneRun(*client, 10);
+    CHECK(summary["commands"] == 10);
+    client.reset();
+    engine.stop();
+    checkRunsComplete(engine, 1, 10);
+  }
+}
+
+TEST_CASE("AnEngineThatEndsTheRunEarlyRejectsFurtherSends") {
+  for (auto t : kAllTransports) {
+    for (int n : {1, 4}) {
+      CAPTURE(name(t));
+      CAPTURE(n);
+      constexpr std::uint64_t kFailAt = 5;
+      Context ctx;
+      auto e = freshEndpoint(t);
+      auto server = bindOrFail(ctx, e, withHwm(n));
+      TestEngine engine(*server, {.failAt = kFailAt});
+      auto client = connectOrFail(ctx, e, withHwm(n));
+      bool sawFailure = false;
+      client->onOutcome([&](const Message& m) {
+        if (m.body["status"] == "failed") {
+          CHECK(m.seq == kFailAt);
+          CHECK(m.body["error"]["errorType"] == "TestFailure");
+          sawFailure = true;
+        }
+      });
+      REQUIRE(client->open(nlohmann::json::object(), 5s));
+      std::optional<Error> rejected;
+      for (int i = 1; i <= 100; ++i) {
+        // Once the failure is seen, kFinished is at most a moment behind it.
+        if (sawFailure) std::this_thread::sleep_for(50ms);
+        const bool failureSeenBefore = sawFailure;
+        auto s = client->send(command(i), 5s);
+        if (!s) {
+          rejected = s.error();
+          break;
+        }
+        CHECK_FALSE(failureSeenBefore);  // the next send after the failure must be rejected
+      }
+      REQUIRE(rejected.has_value());
+      CHECK(codeIs(*rejected, ErrorCode::kRejected));
+      CHECK(rejected->message.find("finished run") != std::string::npos);
+      CHECK(client->sent() <= kFailAt + n);
+      // Later sends stay rejected; finish() returns the summary without waiting.
+      CHECK(codeIs(client->send(command(99)).error(), ErrorCode::kRejected));
+      auto t0 = Clock::now();
+      auto summary = client->finish({{"commands", client->sent()}}, 5s);
+      REQUIRE(summary.has_value());
+      CHECK(secondsSince(t0) < 0.5);
+      CHECK((*summary)["status"] == "failed");
+      CHECK((*summary)["commands"] == kFailAt);
+      client.reset();
+      engine.stop();
+      CHECK(engine.problems().empty());
+      REQUIRE(engine.runs().size() == 1);
+      CHECK(engine.runs()[0].endedEarly);
+      CHECK(engine.runs()[0].endBody.is_null());  // no kEnd was sent for an ended run
+    }
+  }
+}
+
+TEST_CASE("AMalformedFrameIsReportedAndTheServerKeepsWorking") {
+  for (auto t : kAllTransports) {
+    CAPTURE(name(t));
+    Context ctx;
+    auto e = freshEndpoint(t);
+    auto server = bindOrFail(ctx, e, withHwm(4));
+    {
+      zmq::socket_t raw(ctx.zmq(), zmq::socket_type::push);
+      raw.set(zmq::sockopt::linger, 1000);
+      raw.connect(e);
+      raw.send(zmq::str_buffer("not json"));
+      raw.send(zmq::str_buffer(R"({"v":1,"type":"command","runId":"r","seq":"x","body":{}})"));
+      raw.send(zmq::str_buffer(R"({"v":9,"type":"command","runId":"r","seq":1,"body":{}})"));
+      raw.send(zmq::str_buffer("part one"), zmq::send_flags::sndmore);
+      raw.send(zmq::str_buffer("part two"));
+      const char* expected[] = {"not JSON", R"("seq": expected a non-negative integer, got "x")",
+                                "unsupported version 9", "expected one frame, got a 2-part"};
+      for (const char* needle : expected) {
+        CAPTURE(needle);
+        auto r = server->receive(5s);
+        REQUIRE_FALSE(r.has_value());
+        CHECK(codeIs(r.error(), ErrorCode::kMalformed));
+        CAPTURE(r.error().message);
+        CHECK(r.error().message.find(needle) != std::string::npos);
+      }
+      auto none = server->tryReceive();
+      REQUIRE(none.has_value());
+      CHECK_FALSE(none->has_value());
+    }
+    TestEngine engine(*server);
+    auto client = connectOrFail(ctx, e, withHwm(4));
+    CHECK(oneRun(*client, 10)["commands"] == 10);
+    client.reset();
+    engine.stop();
+    checkRunsComplete(engine, 1, 10);
+  }
+}
+
+TEST_CASE("AMalformedOutcomeIsReportedToTheRunner") {
+  Context ctx;
+  auto e = freshEndpoint(Transport::kInproc);
+  auto out = outcomeEndpoint(e).value();
+  zmq::socket_t pull(ctx.zmq(), zmq::socket_type::pull);
+  zmq::socket_t push(ctx.zmq(), zmq::socket_type::push);
+  pull.set(zmq::sockopt::linger, 0);
+  push.set(zmq::sockopt::linger, 0);
+  pull.bind(e);
+  push.bind(out);
+  auto client = connectOrFail(ctx, e, withHwm(2));
+  std::thread fake([&] {
+    zmq::message_t m;
+    (void)pull.recv(m);  // kOpen
+    push.send(zmq::buffer(encode(Message{MessageType::kOpened, "r1", 0, {{"runId", "r1"}}})));
+    (void)pull.recv(m);  // command 1
+    push.send(zmq::str_buffer(R"({"v":1,"type":"outcome","runId":"r1","seq":1})"));
+    push.send(zmq::buffer(encode(Message{MessageType::kOutcome, "other-run", 1, {}})));
+    push.send(zmq::buffer(encode(Message{MessageType::kOutcome, "r1", 7, {}})));
+  });
+  REQUIRE(client->open({}, 5s).value() == "r1");
+  REQUIRE(client->send(command(1)));
+  std::this_thread::sleep_for(50ms);
+  auto s = client->send(command(2));
+  REQUIRE_FALSE(s);
+  CHECK(codeIs(s.error(), ErrorCode::kMalformed));
+  CHECK(s.error().message.find(R"("body": missing)") != std::string::npos);
+  // The next one: "other-run" is ignored, seq 7 is out of order.
+  s = client->send(command(2));
+  REQUIRE_FALSE(s);
+  CHECK(codeIs(s.error(), ErrorCode::kMalformed));
+  CHECK(s.error().message.find("out of order") != std::string::npos);
+  CHECK(client->sent() == 1);
+  CHECK(client->completed() == 0);
+  fake.join();
+}
+
+TEST_CASE("ReplyWithNoRunnerConnectedReturnsClosedInTime") {
+  for (auto t : kAllTransports) {
+    CAPTURE(name(t));
+    Context ctx;
+    auto server = bindOrFail(ctx, freshEndpoint(t), withHwm(4));
+    auto t0 = Clock::now();
+    auto s = server->reply(Message{MessageType::kOutcome, "r", 1, {{"status", "succeeded"}}}, 200ms);
+    double took = secondsSince(t0);
+    REQUIRE_FALSE(s);
+    CHECK(codeIs(s.error(), ErrorCode::kClosed));
+    CHECK(s.error().message.find("no runner") != std::string::npos);
+    CHECK(took >= 0.19);
+    CHECK(took < 1.0);
+  }
+}
+
+TEST_CASE("OpenTimesOutWhenThereIsNoEngine") {
+  for (auto t : kAllTransports) {
+    CAPTURE(name(t));
+    Context ctx;
+    auto client = connectOrFail(ctx, freshEndpoint(t), ChannelOptions{.hwm = 4, .linger = 0ms});
+    auto t0 = Clock::now();
+    auto r = client->open({{"protocol", nlohmann::json::object()}}, 200ms);
+    double took = secondsSince(t0);
+    REQUIRE_FALSE(r);
+    CHECK(codeIs(r.error(), ErrorCode::kTimeout));
+    CAPTURE(r.error().message);
+    CHECK(r.error().message.find("200 ms") != std::string::npos);
+    CHECK(took >= 0.19);
+    CHECK(took < 1.0);
+  }
+}
+
+TEST_CASE("ARefusedOpenIsRejected") {
+  Context ctx;
+  auto e = freshEndpoint(Transport::kIpc);
+  auto server = bindOrFail(ctx, e, withHwm(4));
+  TestEngine engine(*server, {.refuseOpen = true});
+  auto client = connectOrFail(ctx, e, withHwm(4));
+  auto r = client->open({}, 5s);
+  REQUIRE_FALSE(r);
+  CHECK(codeIs(r.error(), ErrorCode::kRejected));
+  CHECK(r.error().message.find("engine busy") != std::string::npos);
+  CHECK(codeIs(client->send(command(1)).error(), ErrorCode::kClosed));
+}
+
+TEST_CASE("SendAndFinishTimeOutWhileTheEngineIsHeld") {
+  Context ctx;
+  auto e = freshEndpoint(Transport::kTcp);
+  auto server = bindOrFail(ctx, e, withHwm(2));
+  TestEngine engine(*server, {.hold = true});
+  auto client = connectOrFail(ctx, e, ChannelOptions{.hwm = 2, .linger = 0ms});
+  REQUIRE(client->open({}, 5s));
+  CHECK(client->send(command(1), 100ms));
+  CHECK(client->send(command(2), 100ms));
+  auto t0 = Clock::now();
+  auto s = client->send(command(3), 100ms);
+  REQUIRE_FALSE(s);
+  CHECK(codeIs(s.error(), ErrorCode::kTimeout));
+  CHECK(secondsSince(t0) < 1.0);
+  CHECK(client->sent() == 2);  // a failed send sent nothing
+  auto f = client->finish({}, 100ms);
+  REQUIRE_FALSE(f);
+  CHECK(codeIs(f.error(), ErrorCode::kTimeout));
+  // Released, the run still completes: the end that was sent is answered.
+  engine.release();
+  auto again = client->finish({}, 5s);
+  REQUIRE(again.has_value());
+  CHECK((*again)["commands"] == 2);
+}
+
+TEST_CASE("SendBeforeOpenAndFinishWithoutARunAreErrors") {
+  Context ctx;
+  auto client = connectOrFail(ctx, freshEndpoint(Transport::kInproc), withHwm(1));
+  CHECK(codeIs(client->send(command(1)).error(), ErrorCode::kClosed));
+  CHECK(codeIs(client->finish({}).error(), ErrorCode::kClosed));
+}
+
+TEST_CASE("BindingAnEndpointInUseFails") {
+  Context ctx;
+  auto e = freshEndpoint(Transport::kTcp);
+  auto first = bindOrFail(ctx, e, withHwm(1));
+  auto second = CommandServer::bind(ctx, e, withHwm(1));
+  REQUIRE_FALSE(second);
+  CHECK(codeIs(second.error(), ErrorCode::kIo));
+  CHECK(second.error().message.find(e) != std::string::npos);
+}

@@ -1,0 +1,63 @@
+// End-to-end helpers.
+#include "pipeline_support.hpp"
+
+#include <doctest/doctest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <random>
+
+#include "runrec/engine/engine.hpp"
+#include "runrec/hardware/sim_robot.hpp"
+#include "runrec/recorder/report.hpp"
+#include "support.hpp"
+
+namespace runrec::test {
+
+PipelineRun runInProcess(const nlohmann::json& protocolJson, const std::filesystem::path& db, int hwm) {
+  static int counter = 0;
+  auto protocol = runner::parseProtocol(protocolJson.dump(), "test-protocol.json");
+  REQUIRE_MESSAGE(protocol.has_value(), (protocol ? "" : protocol.error().message));
+  bus::Context ctx;
+  engine::EngineOptions eo;
+  eo.dbPath = db;
+  eo.endpoint = "inproc://e2e-" + std::to_string(::getpid()) + "-" + std::to_string(++counter);
+  eo.channel.hwm = hwm;
+  eo.maxRuns = 1;
+  auto eng = engine::Engine::create(ctx, eo, std::make_unique<hardware::SimRobot>());
+  REQUIRE_MESSAGE(eng.has_value(), (eng ? "" : eng.error().message));
+  (*eng)->start();
+  auto client = bus::CommandClient::connect(ctx, eo.endpoint, eo.channel);
+  REQUIRE(client.has_value());
+  runner::RunOptions ro;
+  ro.timeout = std::chrono::seconds(60);
+  auto result = runner::runProtocol(**client, *protocol, ro);
+  REQUIRE_MESSAGE(result.has_value(), (result ? "" : result.error().message));
+  client->reset();
+  REQUIRE((*eng)->wait());
+  eng->reset();
+  auto log = engine::EventLog::open(db, engine::LogOptions{engine::Sync::kNormal, true, false});
+  REQUIRE(log.has_value());
+  auto detail = recorder::runDetail(**log, result->runId, true);
+  REQUIRE(detail.has_value());
+  return {*result, *detail};
+}
+
+std::string runrecPath() { return std::string(RUNREC_BINARY_DIR) + "/tools/runrec"; }
+
+Proc runrec(const std::string& args) {
+  static std::mt19937 rng{std::random_device{}()};
+  auto dir = tempDir("proc");
+  auto out = dir / "out", err = dir / "err";
+  std::string cmd = runrecPath() + " " + args + " >" + out.string() + " 2>" + err.string() + " </dev/null";
+  int status = std::system(cmd.c_str());
+  Proc p;
+  p.exitCode = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  p.out = readText(out);
+  p.err = readText(err);
+  return p;
+}
+
+}  // namespace runrec::test

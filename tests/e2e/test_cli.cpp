@@ -1,0 +1,157 @@
+// The runrec command line, as a user runs it: real processes, real files, real sockets.
+#include <doctest/doctest.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <thread>
+
+#include "pipeline_support.hpp"
+#include "support.hpp"
+
+using namespace runrec;
+using nlohmann::json;
+
+extern char** environ;
+
+namespace {
+
+std::string q(const std::filesystem::path& p) { return "'" + p.string() + "'"; }
+
+// A `runrec engine` in the background; waits for it to exit on destruction.
+struct EngineProcess {
+  pid_t pid = -1;
+  EngineProcess(const std::string& endpoint, const std::filesystem::path& db, int runs) {
+    std::vector<std::string> args = {test::runrecPath(), "engine", "--listen", endpoint, "--db", db.string(),
+                                     "--runs", std::to_string(runs)};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    REQUIRE(posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ) == 0);
+  }
+  int wait() {
+    int status = 0;
+    for (int i = 0; i < 300; ++i) {  // up to 30 s
+      if (waitpid(pid, &status, WNOHANG) == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    return -2;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("runrec run prints a summary, records the run, and runs/show read it back") {
+  auto dir = test::tempDir("cli");
+  auto proto = dir / "seed.json";
+  auto db = dir / "runs.db";
+  auto seed = test::runrec("seed -n 50 -o " + q(proto));
+  REQUIRE(seed.exitCode == 0);
+  auto run = test::runrec("run " + q(proto) + " --db " + q(db));
+  INFO(run.err);
+  REQUIRE(run.exitCode == 0);
+  CHECK(run.out.find("Status     succeeded") != std::string::npos);
+  CHECK(run.out.find("55 of 55 succeeded") != std::string::npos);
+
+  auto runJson = test::runrec("run " + q(proto) + " --db " + q(db) + " --json");
+  REQUIRE(runJson.exitCode == 0);
+  json s = json::parse(runJson.out);
+  for (auto key : {"runId", "status", "counts", "createdAt", "startedAt", "finishedAt", "durationSeconds",
+                   "commandsPerSecond", "events", "protocolName"})
+    CHECK_MESSAGE(s.contains(key), key);
+  CHECK(s["counts"]["protocolCommands"] == 55);
+
+  auto runs = test::runrec("runs --json --db " + q(db));
+  REQUIRE(runs.exitCode == 0);
+  json list = json::parse(runs.out);
+  REQUIRE(list.size() == 2);
+  CHECK(list[0]["runId"] == s["runId"]);  // newest first
+
+  auto show = test::runrec("show " + s["runId"].get<std::string>().substr(0, 8) + " --json --db " + q(db));
+  REQUIRE(show.exitCode == 0);
+  json d = json::parse(show.out);
+  REQUIRE(d["commands"].size() == 55);
+  for (auto key : {"id", "commandType", "params", "status", "startedAt", "completedAt", "result", "error"})
+    CHECK_MESSAGE(d["commands"][0].contains(key), key);
+
+  auto text = test::runrec("show last --db " + q(db));
+  REQUIRE(text.exitCode == 0);
+  CHECK(text.out.find("touchTip") != std::string::npos);
+  auto table = test::runrec("runs --db " + q(db));
+  CHECK(table.out.find("succeeded") != std::string::npos);
+}
+
+TEST_CASE("an invalid protocol is rejected before anything is recorded") {
+  auto dir = test::tempDir("cli-bad");
+  auto db = dir / "runs.db";
+  auto proto = dir / "bad.json";
+  json p = test::readJson([&] {
+    auto path = dir / "seed.json";
+    REQUIRE(test::runrec("seed -n 3 -o " + q(path)).exitCode == 0);
+    return path;
+  }());
+  p["commands"][4]["params"]["volume"] = "ten";
+  p["commands"][4]["commandType"] = "aspirate";
+  std::ofstream(proto) << p.dump();
+  auto r = test::runrec("run " + q(proto) + " --db " + q(db));
+  CHECK(r.exitCode == 2);
+  CHECK(r.err.find("commands[4].params.volume") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(db));
+
+  auto missing = test::runrec("run " + q(dir / "nope.json") + " --db " + q(db));
+  CHECK(missing.exitCode == 2);
+  CHECK(missing.err.find("nope.json") != std::string::npos);
+}
+
+TEST_CASE("bad arguments and unknown runs get clear errors") {
+  auto dir = test::tempDir("cli-args");
+  auto db = dir / "runs.db";
+  CHECK(test::runrec("run").exitCode == 2);
+  CHECK(test::runrec("run x.json --hwm 0").exitCode == 2);
+  CHECK(test::runrec("frobnicate").exitCode == 2);
+  auto noLog = test::runrec("runs --db " + q(db));
+  CHECK(noLog.exitCode == 2);
+  CHECK(noLog.err.find("no such log file") != std::string::npos);
+  REQUIRE(test::runrec("seed -n 1 -o " + q(dir / "s.json")).exitCode == 0);
+  REQUIRE(test::runrec("run " + q(dir / "s.json") + " --db " + q(db)).exitCode == 0);
+  auto unknown = test::runrec("show deadbeef --db " + q(db));
+  CHECK(unknown.exitCode == 2);
+  CHECK(unknown.err.find("no run matching \"deadbeef\"") != std::string::npos);
+  auto help = test::runrec("run --help");
+  CHECK(help.exitCode == 0);
+  CHECK(help.out.find("--hwm") != std::string::npos);
+}
+
+TEST_CASE("a damaged log gives a clear error naming the file") {
+  auto dir = test::tempDir("cli-damaged");
+  auto db = dir / "runs.db";
+  std::ofstream(db) << std::string(5000, 'z');
+  auto r = test::runrec("runs --db " + q(db));
+  CHECK(r.exitCode == 2);
+  CHECK(r.err.find(db.string()) != std::string::npos);
+  CHECK(r.err.find("not a runrec log") != std::string::npos);
+}
+
+TEST_CASE("engine and runner in separate processes, over ipc:// and tcp://") {
+  auto dir = test::tempDir("cli-proc");
+  auto proto = dir / "seed.json";
+  REQUIRE(test::runrec("seed -n 300 -o " + q(proto)).exitCode == 0);
+  std::string endpoint;
+  SUBCASE("ipc") { endpoint = "ipc://" + (dir / "engine.sock").string(); }
+  SUBCASE("tcp") { endpoint = "tcp://127.0.0.1:" + std::to_string(20000 + (getpid() % 20000)); }
+  auto db = dir / ("runs-" + endpoint.substr(0, 3) + ".db");
+  EngineProcess engine(endpoint, db, 2);
+  for (int i = 0; i < 2; ++i) {
+    auto r = test::runrec("run " + q(proto) + " --connect " + endpoint + " --json --timeout 30");
+    INFO(r.err);
+    REQUIRE(r.exitCode == 0);
+    CHECK(json::parse(r.out)["counts"]["succeeded"] == 305);
+  }
+  CHECK(engine.wait() == 0);
+  auto runs = test::runrec("runs --json --db " + q(db));
+  REQUIRE(runs.exitCode == 0);
+  CHECK(json::parse(runs.out).size() == 2);
+}
