@@ -616,3 +616,60 @@ TEST_CASE("AFileThatFailsValidationChangesNothing") {
 
 }  // namespace
 }  // namespace runrec::runner
+
+namespace runrec::runner {
+namespace {
+
+// Every value in a file, replaced in turn by each wrong kind of value: the loader answers with
+// a value (loaded or a `path: problem` error), never an exception or an internal error.
+void replaceEachValue(const json& doc, const std::string& name, json& node,
+                      std::size_t& attempts) {
+  static const std::vector<json> kWrong = {nullptr, "x", -1, 0.5, json::array(), json::object()};
+  if (node.is_object() || node.is_array()) {
+    for (auto& child : node) replaceEachValue(doc, name, child, attempts);
+  }
+  if (node.is_object() && node.size() > 40) return;  // skip whole wells maps: they are large
+  json saved = node;
+  for (const json& wrong : kWrong) {
+    node = wrong;
+    auto result = parseProtocol(doc.dump(), name);
+    ++attempts;
+    if (!result) {
+      CHECK(result.error().message.find("internal error") == std::string::npos);
+      CHECK(result.error().message.rfind(name + ": ", 0) == 0);
+    }
+  }
+  node = saved;
+}
+
+TEST_CASE("AnyWrongValueGivesAnErrorValueNeverAnException") {
+  for (const char* file : {"v6/simpleV6.json", "v8/simpleV8.json"}) {
+    auto doc = fixture(file);
+    if (!doc) return;
+    // Commands and the small top-level maps; labware definitions only at their top level.
+    json defs = (*doc)["labwareDefinitions"];
+    std::size_t attempts = 0;
+    for (auto it = doc->begin(); it != doc->end(); ++it) {
+      if (it.key() == "labwareDefinitions") continue;
+      replaceEachValue(*doc, file, it.value(), attempts);
+    }
+    for (auto it = (*doc)["labwareDefinitions"].begin(); it != (*doc)["labwareDefinitions"].end();
+         ++it) {
+      for (auto field = it->begin(); field != it->end(); ++field) {
+        json saved = field.value();
+        for (const json& wrong : {json(nullptr), json("x"), json(json::array())}) {
+          field.value() = wrong;
+          auto result = parseProtocol(doc->dump(), file);
+          ++attempts;
+          if (!result) CHECK(result.error().message.find("internal error") == std::string::npos);
+        }
+        field.value() = saved;
+      }
+    }
+    CHECK((*doc)["labwareDefinitions"] == defs);
+    CHECK(attempts > 500);
+  }
+}
+
+}  // namespace
+}  // namespace runrec::runner
