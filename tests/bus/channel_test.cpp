@@ -74,7 +74,8 @@ void checkRunsComplete(const TestEngine& engine, int runs, int commands) {
 
 TEST_CASE("ARunCompletesOnEveryTransport") {
   for (auto t : kAllTransports) {
-    CAPTURE(name(t));
+    const std::string transport = name(t);
+    CAPTURE(transport);
     Context ctx;
     auto e = freshEndpoint(t);
     auto server = bindOrFail(ctx, e, withHwm(4));
@@ -107,7 +108,8 @@ TEST_CASE("BackpressureStopsTheRunnerAtExactlyTheWindow") {
   // once it is blocked, the number of sends that returned must be exactly N.
   for (auto t : kAllTransports) {
     for (int n : {1, 4, 16}) {
-      CAPTURE(name(t));
+      const std::string transport = name(t);
+    CAPTURE(transport);
       CAPTURE(n);
       Context ctx;
       auto e = freshEndpoint(t);
@@ -170,7 +172,8 @@ TEST_CASE("NoCommandIsLostAcrossManyRunsWithFreshClients") {
   constexpr int kCommands = 200;
   for (auto t : kAllTransports) {
     for (int n : {1, 16}) {
-      CAPTURE(name(t));
+      const std::string transport = name(t);
+    CAPTURE(transport);
       CAPTURE(n);
       Context ctx;
       auto e = freshEndpoint(t);
@@ -186,7 +189,7 @@ TEST_CASE("NoCommandIsLostAcrossManyRunsWithFreshClients") {
         CHECK(client->maxInFlight() <= static_cast<std::uint64_t>(n));
       }
       double s = secondsSince(t0);
-      MESSAGE(name(t) << " hwm " << n << ": " << kRuns * kCommands << " commands in " << s
+      MESSAGE(transport << " hwm " << n << ": " << kRuns * kCommands << " commands in " << s
                       << " s (" << static_cast<long>(kRuns * kCommands / s) << " round trips/s)");
       engine.stop();
       checkRunsComplete(engine, kRuns, kCommands);
@@ -196,7 +199,8 @@ TEST_CASE("NoCommandIsLostAcrossManyRunsWithFreshClients") {
 
 TEST_CASE("TheRunnerMayConnectBeforeTheEngineBinds") {
   for (auto t : kAllTransports) {
-    CAPTURE(name(t));
+    const std::string transport = name(t);
+    CAPTURE(transport);
     Context ctx;
     auto e = freshEndpoint(t);
     auto client = connectOrFail(ctx, e, withHwm(4));
@@ -214,7 +218,8 @@ TEST_CASE("TheRunnerMayConnectBeforeTheEngineBinds") {
 TEST_CASE("AnEngineThatEndsTheRunEarlyRejectsFurtherSends") {
   for (auto t : kAllTransports) {
     for (int n : {1, 4}) {
-      CAPTURE(name(t));
+      const std::string transport = name(t);
+    CAPTURE(transport);
       CAPTURE(n);
       constexpr std::uint64_t kFailAt = 5;
       Context ctx;
@@ -267,7 +272,8 @@ TEST_CASE("AnEngineThatEndsTheRunEarlyRejectsFurtherSends") {
 
 TEST_CASE("AMalformedFrameIsReportedAndTheServerKeepsWorking") {
   for (auto t : kAllTransports) {
-    CAPTURE(name(t));
+    const std::string transport = name(t);
+    CAPTURE(transport);
     Context ctx;
     auto e = freshEndpoint(t);
     auto server = bindOrFail(ctx, e, withHwm(4));
@@ -304,27 +310,34 @@ TEST_CASE("AMalformedFrameIsReportedAndTheServerKeepsWorking") {
 }
 
 TEST_CASE("AMalformedOutcomeIsReportedToTheRunner") {
+  // A fake engine on raw sockets (PULL for commands, ROUTER for outcomes) answers badly.
   Context ctx;
   auto e = freshEndpoint(Transport::kInproc);
   auto out = outcomeEndpoint(e).value();
   zmq::socket_t pull(ctx.zmq(), zmq::socket_type::pull);
-  zmq::socket_t push(ctx.zmq(), zmq::socket_type::push);
+  zmq::socket_t router(ctx.zmq(), zmq::socket_type::router);
   pull.set(zmq::sockopt::linger, 0);
-  push.set(zmq::sockopt::linger, 0);
+  router.set(zmq::sockopt::linger, 0);
   pull.bind(e);
-  push.bind(out);
+  router.bind(out);
   auto client = connectOrFail(ctx, e, withHwm(2));
   std::thread fake([&] {
     zmq::message_t m;
     (void)pull.recv(m);  // kOpen
-    push.send(zmq::buffer(encode(Message{MessageType::kOpened, "r1", 0, {{"runId", "r1"}}})));
+    const std::string to = nlohmann::json::parse(m.to_string())["replyTo"];
+    auto sendTo = [&](const std::string& frame) {
+      router.send(zmq::buffer(to), zmq::send_flags::sndmore);
+      router.send(zmq::buffer(frame));
+    };
+    sendTo(encode(Message{MessageType::kOpened, "r1", 0, {{"runId", "r1"}}}));
     (void)pull.recv(m);  // command 1
-    push.send(zmq::str_buffer(R"({"v":1,"type":"outcome","runId":"r1","seq":1})"));
-    push.send(zmq::buffer(encode(Message{MessageType::kOutcome, "other-run", 1, {}})));
-    push.send(zmq::buffer(encode(Message{MessageType::kOutcome, "r1", 7, {}})));
+    sendTo(R"({"v":1,"type":"outcome","runId":"r1","seq":1})");
+    sendTo(encode(Message{MessageType::kOutcome, "other-run", 1, {}}));
+    sendTo(encode(Message{MessageType::kOutcome, "r1", 7, {}}));
   });
   REQUIRE(client->open({}, 5s).value() == "r1");
   REQUIRE(client->send(command(1)));
+  fake.join();
   std::this_thread::sleep_for(50ms);
   auto s = client->send(command(2));
   REQUIRE_FALSE(s);
@@ -337,16 +350,52 @@ TEST_CASE("AMalformedOutcomeIsReportedToTheRunner") {
   CHECK(s.error().message.find("out of order") != std::string::npos);
   CHECK(client->sent() == 1);
   CHECK(client->completed() == 0);
-  fake.join();
 }
 
-TEST_CASE("ReplyWithNoRunnerConnectedReturnsClosedInTime") {
+TEST_CASE("ReplyForARunNobodyOpenedIsClosedAtOnce") {
+  Context ctx;
+  auto server = bindOrFail(ctx, freshEndpoint(Transport::kIpc), withHwm(4));
+  auto t0 = Clock::now();
+  auto s = server->reply(Message{MessageType::kOutcome, "r", 1, {{"status", "succeeded"}}}, 2s);
+  REQUIRE_FALSE(s);
+  CHECK(codeIs(s.error(), ErrorCode::kClosed));
+  CHECK(secondsSince(t0) < 0.5);
+  CHECK(codeIs(server->reply(Message{MessageType::kOpened, "r", 0, {}}, 2s).error(),
+               ErrorCode::kClosed));
+  CHECK(codeIs(server->reply(Message{MessageType::kCommand, "r", 1, {}}, 2s).error(),
+               ErrorCode::kMalformed));
+}
+
+TEST_CASE("ReplyToARunnerThatWentAwayReturnsClosedWithinTheTimeout") {
   for (auto t : kAllTransports) {
-    CAPTURE(name(t));
+    const std::string transport = name(t);
+    CAPTURE(transport);
     Context ctx;
-    auto server = bindOrFail(ctx, freshEndpoint(t), withHwm(4));
+    auto e = freshEndpoint(t);
+    auto server = bindOrFail(ctx, e, withHwm(4));
+    std::string runId;
+    {
+      auto client = connectOrFail(ctx, e, ChannelOptions{.hwm = 4, .linger = 0ms});
+      std::optional<Error> engineError;
+      std::thread engineSide([&] {
+        auto r = server->receive(5s);
+        if (!r || !*r) {
+          engineError = r ? Error{ErrorCode::kTimeout, "no open"} : r.error();
+          return;
+        }
+        auto s = server->reply(Message{MessageType::kOpened, "gone-1", 0, {}}, 5s);
+        if (!s) engineError = s.error();
+      });
+      auto id = client->open({}, 5s);
+      engineSide.join();
+      REQUIRE_FALSE(engineError.has_value());
+      REQUIRE(id);
+      runId = *id;
+    }  // the runner is gone without finishing
+    std::this_thread::sleep_for(50ms);
     auto t0 = Clock::now();
-    auto s = server->reply(Message{MessageType::kOutcome, "r", 1, {{"status", "succeeded"}}}, 200ms);
+    auto s = server->reply(Message{MessageType::kOutcome, runId, 1, {{"status", "succeeded"}}},
+                           200ms);
     double took = secondsSince(t0);
     REQUIRE_FALSE(s);
     CHECK(codeIs(s.error(), ErrorCode::kClosed));
@@ -358,7 +407,8 @@ TEST_CASE("ReplyWithNoRunnerConnectedReturnsClosedInTime") {
 
 TEST_CASE("OpenTimesOutWhenThereIsNoEngine") {
   for (auto t : kAllTransports) {
-    CAPTURE(name(t));
+    const std::string transport = name(t);
+    CAPTURE(transport);
     Context ctx;
     auto client = connectOrFail(ctx, freshEndpoint(t), ChannelOptions{.hwm = 4, .linger = 0ms});
     auto t0 = Clock::now();

@@ -1,10 +1,15 @@
-// The command bus: runner --PUSH/PULL--> engine for commands, engine --PUSH/PULL--> runner
+// The command bus: runner --PUSH/PULL--> engine for commands, engine --ROUTER/DEALER--> runner
 // for outcomes, with credit-based flow control on top of ZeroMQ's high-water marks.
 //
 // Flow control: the runner may have at most `window` commands sent whose outcome it has
 // not yet received (window = the HWM N, see docs/wire-protocol.md). send() blocks (while
 // reading outcomes) when the window is full. ZeroMQ HWMs are set to N on both sockets of
 // the command channel as a second line of defence.
+//
+// Outcomes are addressed: the runner's DEALER has a unique routing id, named in its open
+// message ("replyTo"), and the engine's ROUTER sends each run's answers to that runner only.
+// (A PUSH here would round-robin, so a new runner's "opened" could go to the pipe of a
+// runner that had just closed, and be lost.)
 //
 // Endpoints: the engine binds the command endpoint E and the outcome endpoint out(E):
 // inproc://x -> inproc://x.out, ipc:///p -> ipc:///p.out, tcp://h:P -> tcp://h:(P+1).
@@ -57,7 +62,8 @@ class CommandClient {
                                                         ChannelOptions options = {});
   ~CommandClient();
 
-  // Sends kOpen and waits for kOpened (or kRefused). Returns the run id.
+  // Sends kOpen and waits for kOpened (or kRefused -> kRejected). Returns the run id.
+  // kTimeout if no engine took the open or answered within `timeout`.
   Result<std::string> open(const nlohmann::json& runDescription,
                            std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
@@ -97,13 +103,17 @@ class CommandServer {
 
   // Waits up to `timeout` for the next message on the command channel (nullopt if none
   // arrived). A frame that does not decode is returned as kMalformed (the frame is
-  // consumed; the caller decides what to do).
+  // consumed; the caller decides what to do). Messages come from any connected runner, in
+  // order per runner; stale ones (another runId) are the caller's to ignore.
   Result<std::optional<Message>> receive(std::chrono::milliseconds timeout);
   // Non-blocking receive.
   Result<std::optional<Message>> tryReceive();
 
-  // Sends on the outcome channel. Never blocks indefinitely: kClosed if no runner is
-  // connected to take it within `timeout`.
+  // Sends on the outcome channel to the runner of message.runId: kOpened and a kRefused
+  // whose runId is not an open run answer the last kOpen received. Never blocks
+  // indefinitely: kClosed at once if no runner opened that run (or it has been sent its
+  // kFinished), or after `timeout` if that runner is not connected / not reading.
+  // kMalformed for runner-side types (open, command, end).
   Status reply(const Message& message,
                std::chrono::milliseconds timeout = std::chrono::seconds(5));
 

@@ -1,0 +1,22 @@
+// Internal to the bus: the envelope codec with the open message's "replyTo" field, and the
+// strict JSON parser behind decode(). Not part of the public headers.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "runrec/bus/message.hpp"
+
+namespace runrec::bus::detail {
+
+// Like encode(), adding "replyTo" to the envelope when it is non-empty (open only).
+std::string encodeFrame(const Message& message, std::string_view replyTo);
+// Like decode(); stores the envelope's "replyTo" (empty if absent) when replyTo is non-null.
+Result<Message> decodeFrame(std::string_view frame, std::string* replyTo);
+
+// Strict RFC 8259 parser building nlohmann::json (validates UTF-8; rejects trailing data,
+// numbers out of double range, nesting deeper than 256). On failure returns false and sets
+// `error` to a description with the byte offset. Never throws except std::bad_alloc.
+bool parseJson(std::string_view text, nlohmann::json& out, std::string& error);
+
+}  // namespace runrec::bus::detail
