@@ -38,6 +38,8 @@ double labwareTop(const PlacedLabware& labware);
 // labware's own top for moves within one), `margin` is the clearance above it (10 mm
 // between labware, 5 mm within one), `maxZ` the highest the critical point can go.
 // `minimumZHeight` raises the travel height; `forceDirect` skips the arc.
+// travel_z = max(min(maxZ, max(max(safeZ, minimumZHeight) + margin, to.z)), from.z); the
+// result lists the waypoints after `from` (up, across, down), omitting zero-length legs.
 struct ArcRequest {
   Point from, to;
   double safeZ = 0;
@@ -50,12 +52,15 @@ std::vector<Point> planArc(const ArcRequest& request);
 
 // Touch-tip points around a well at height `z` (deck coords): right, left, centre, +y,
 // -y, centre (engine behaviour, API >= 2.14). `radius` is the fraction (0..1] of the
-// well's half-size.
+// well's half-size (circular: diameter/2; rectangular: xDimension/2 and yDimension/2).
+// kInvalidArgument for tip racks, the fixed trash, labware with the touchTipDisabled
+// quirk (reservoirs), or a radius outside (0, 1]; kNotFound for an unknown well.
 Result<std::vector<Point>> touchTipPoints(const PlacedLabware& labware, std::string_view wellName,
                                           double radius, double z);
 
 // The highest z the critical point can reach for a mount with the given pipette and
-// effective tip length (homed mount z minus nozzle offset and tip).
+// effective tip length: homed mount axis (218) + nozzle offset z - tipLength (the same
+// convention as SimRobot: mount axis = point z - nozzle z + tip length).
 double maxCriticalPointZ(const PipetteSpec& spec, double tipLength);
 
 }  // namespace runrec::hardware

@@ -71,7 +71,8 @@ class LabwareLibrary {
   static const std::vector<LabwareDefinitionPtr>& builtIns();
 
  private:
-  std::map<std::string, LabwareDefinitionPtr, std::less<>> custom_;
+  std::map<std::string, LabwareDefinitionPtr, std::less<>> custom_;     // add()
+  std::map<std::string, LabwareDefinitionPtr, std::less<>> directory_;  // addDirectory()
 };
 
 }  // namespace runrec::hardware

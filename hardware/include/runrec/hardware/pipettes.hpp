@@ -39,11 +39,25 @@ struct PipetteSpec {
   // Tip overlap per tip-rack URI (namespace/loadName/version), as in the definitions.
   std::vector<std::pair<std::string, double>> tipOverlaps;
   double returnTipHeight = 0.5;  // fraction of the tip length used when returning tips
+  double defaultTipLength = 0;   // mm, the pipette's nominal tip (before overlap)
+  // Default flow rates from an API level on: {major, minor, aspirate, dispense, blowOut},
+  // ascending. defaultFlowRates() picks the last entry at or below the requested level.
+  struct FlowRateLevel {
+    int apiMajor, apiMinor;
+    double aspirate, dispense, blowOut;
+  };
+  std::vector<FlowRateLevel> flowRatesByApi;
+  std::vector<std::string> quirks;  // e.g. "dropTipShake", "needsUnstick"
 
   // µL per mm of plunger travel for `volume` (aspirate table or dispense table).
   double ulPerMm(double volume, bool dispense) const;
-  // Plunger position (mm) holding `volume` µL: bottom - volume / ulPerMm(volume).
+  // Plunger position (mm) holding `volume` µL: bottom + volume / ulPerMm(volume). The
+  // plunger rises from `plungerBottom` towards `plungerTop` as it aspirates (matches the
+  // traces: p20 at -8.5 aspirating 10 µL goes to C4.967).
   double plungerPositionFor(double volume, bool dispense) const;
+  // Plunger speed in mm/s for a flow rate in µL/s, as Opentrons computes it: flow rate
+  // divided by µL/mm at the pipette's max volume (trace: 7.56 µL/s on a p20 -> F601).
+  double plungerSpeedFor(double flowRate, bool dispense) const;
   // Tip overlap in mm for a tip rack, by URI, falling back to the default.
   double tipOverlapFor(std::string_view tipRackUri) const;
   // Default flow rates at an API level ("2.13" -> {2, 13}).
