@@ -62,17 +62,23 @@ TEST_CASE("MovesMapDeckPointsToAxesAsTheTraceShows") {
 }
 
 TEST_CASE("TheLeftMountSits34mmLeftAndUsesZ") {
+  // no_mods trace: p300_multi_gen2 on the left over the 300 µL rack A1 (slot 2) top:
+  // G0 X180.88 Y42.74, G0 Z29.17; with a 300 µL tip (59.3 - 8.2) over the fixed trash
+  // (top 82) it travels at Z107.58 (82 + 10 = 92).
   SimRobot robot;
   REQUIRE(robot.attachInstrument(Mount::kLeft, &p300multi()));
-  REQUIRE(robot.moveTo(Mount::kLeft, {14.38, 74.24, 64.49}, std::nullopt));
+  REQUIRE(robot.moveTo(Mount::kLeft, {146.88, 74.24, 64.69}, std::nullopt));
   auto p = where(robot);
-  CHECK(p.axes.x == doctest::Approx(14.38 + 34));
-  CHECK(p.axes.y == doctest::Approx(74.24 - 31.5));  // multi-channel nozzle y offset
-  CHECK(p.axes.z == doctest::Approx(64.49 - 35.52));
+  CHECK(p.axes.x == doctest::Approx(180.88));
+  CHECK(p.axes.y == doctest::Approx(42.74));  // multi-channel nozzle y offset 31.5
+  CHECK(p.axes.z == doctest::Approx(29.17));
   CHECK(p.axes.a == 218);
-  CHECK(p.left.point.x == doctest::Approx(14.38));
+  CHECK(p.left.point.x == doctest::Approx(146.88));
   CHECK(p.left.point.y == doctest::Approx(74.24));
-  CHECK(p.left.point.z == doctest::Approx(64.49));
+  CHECK(p.left.point.z == doctest::Approx(64.69));
+  REQUIRE(robot.pickUpTip(Mount::kLeft, 59.3 - p300multi().tipOverlapFor("opentrons/opentrons_96_tiprack_300ul/1")));
+  REQUIRE(robot.moveTo(Mount::kLeft, {146.88, 74.24, 92}, std::nullopt));
+  CHECK(where(robot).axes.z == doctest::Approx(107.58));
 }
 
 TEST_CASE("SwitchingMountsRetractsTheOtherMount") {
