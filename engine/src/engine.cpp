@@ -152,14 +152,18 @@ struct Engine::Impl {
   Result<std::optional<bus::Message>> next(Clock::time_point deadline = Clock::time_point::max()) {
     waitWhileHeld();
     auto m = server->tryReceive();
-    if (m && *m) return m;
+    if (!m) return fail(m.error().code == bus::ErrorCode::kMalformed ? ErrorCode::kInvalid : ErrorCode::kBus,
+                        m.error().message);
+    if (*m) return std::move(*m);
     if (auto st = flush(); !st) return fail(st.error().code, st.error().message);
     while (!shutdown.load()) {
       if (Clock::now() >= deadline) return std::optional<bus::Message>{};
       waitWhileHeld();
       auto r = server->receive(std::chrono::milliseconds(100));
-      if (!r) return r;
-      if (*r) return r;
+      if (!r)
+        return fail(r.error().code == bus::ErrorCode::kMalformed ? ErrorCode::kInvalid : ErrorCode::kBus,
+                    r.error().message);
+      if (*r) return std::move(*r);
     }
     return std::optional<bus::Message>{};
   }
@@ -237,6 +241,11 @@ struct Engine::Impl {
 
     while (true) {
       auto r = next(endDeadline);
+      if (!r && r.error().code == ErrorCode::kInvalid) {
+        // A frame that does not decode: recorded, never executed.
+        if (auto st = record(event::kBusMessageRejected, {{"message", r.error().message}}); !st) return st;
+        continue;
+      }
       if (!r) return fail(r.error().code, r.error().message);
       if (!*r) {
         // Shutdown, or the runner never sent `end` after a failure.

@@ -30,7 +30,7 @@ std::string nowTimestamp() {
   std::time_t t = system_clock::to_time_t(secs);
   std::tm tm{};
   gmtime_r(&t, &tm);
-  char buf[40];
+  char buf[64];
   std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900,
                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<long>(micros));
   return buf;
@@ -154,6 +154,8 @@ EventLog::EventLog(std::filesystem::path path, sqlite3* db) : path_(std::move(pa
 
 EventLog::~EventLog() {
   sqlite3_finalize(insertEvent_);
+  sqlite3_finalize(begin_);
+  sqlite3_finalize(commit_);
   sqlite3_finalize(selectEvents_);
   if (db_) {
     if (inTx_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
@@ -211,12 +213,15 @@ Result<std::unique_ptr<EventLog>> EventLog::open(const std::filesystem::path& pa
 }
 
 Status EventLog::initSchema(const LogOptions& options) {
-  // Reading the header first turns "not a database" into a clear error.
-  Stmt probe(db_, "SELECT count(*) FROM sqlite_master");
-  if (!probe.ok()) return tl::unexpected(sqlError("read the schema"));
-  int rc = sqlite3_step(probe.get());
-  if (rc != SQLITE_ROW) return tl::unexpected(sqlError("read the schema"));
-  bool empty = sqlite3_column_int64(probe.get(), 0) == 0;
+  // Reading the header first turns "not a database" into a clear error. Statements are
+  // scoped so none is active when the journal mode changes.
+  bool empty = false;
+  {
+    Stmt probe(db_, "SELECT count(*) FROM sqlite_master");
+    if (!probe.ok()) return tl::unexpected(sqlError("read the schema"));
+    if (sqlite3_step(probe.get()) != SQLITE_ROW) return tl::unexpected(sqlError("read the schema"));
+    empty = sqlite3_column_int64(probe.get(), 0) == 0;
+  }
 
   if (!empty) {
     Stmt hasMeta(db_, "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'");
@@ -225,7 +230,7 @@ Status EventLog::initSchema(const LogOptions& options) {
       return fail(ErrorCode::kCorrupt, path_.string() + ": not a runrec log (an SQLite database without runrec's `meta` table)");
     Stmt ver(db_, "SELECT value FROM meta WHERE key='schema_version'");
     if (!ver.ok()) return tl::unexpected(sqlError("read the schema version"));
-    rc = sqlite3_step(ver.get());
+    int rc = sqlite3_step(ver.get());
     if (rc != SQLITE_ROW) {
       if (rc != SQLITE_DONE) return tl::unexpected(sqlError("read the schema version"));
       return fail(ErrorCode::kCorrupt, path_.string() + ": not a runrec log (no schema_version in `meta`)");
@@ -270,19 +275,30 @@ Status EventLog::prepare() {
                          "INSERT INTO events(run_id, seq, type, ts, command_id, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                          -1, SQLITE_PREPARE_PERSISTENT, &insertEvent_, nullptr) != SQLITE_OK)
     return tl::unexpected(sqlError("prepare the event insert"));
+  if (sqlite3_prepare_v3(db_, "BEGIN IMMEDIATE", -1, SQLITE_PREPARE_PERSISTENT, &begin_, nullptr) != SQLITE_OK ||
+      sqlite3_prepare_v3(db_, "COMMIT", -1, SQLITE_PREPARE_PERSISTENT, &commit_, nullptr) != SQLITE_OK)
+    return tl::unexpected(sqlError("prepare transactions"));
+  return {};
+}
+
+Status EventLog::step(sqlite3_stmt* st, const char* what) {
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  if (rc != SQLITE_DONE) return tl::unexpected(sqlError(what));
   return {};
 }
 
 Status EventLog::begin() {
   if (inTx_) return {};
-  if (auto st = exec("BEGIN IMMEDIATE"); !st) return st;
+  if (!begin_) return fail(ErrorCode::kInvalid, path_.string() + ": the log is open read-only");
+  if (auto st = step(begin_, "begin a transaction"); !st) return st;
   inTx_ = true;
   return {};
 }
 
 Status EventLog::commit() {
   if (!inTx_) return {};
-  if (auto st = exec("COMMIT"); !st) return st;
+  if (auto st = step(commit_, "commit"); !st) return st;
   inTx_ = false;
   return {};
 }

@@ -123,12 +123,15 @@ class EventLog {
   Status exec(const char* sql);
   Status initSchema(const LogOptions& options);
   Status prepare();
+  Status step(sqlite3_stmt* st, const char* what);
   Error sqlError(const std::string& what) const;
 
   std::filesystem::path path_;
   sqlite3* db_ = nullptr;
   bool inTx_ = false;
   sqlite3_stmt* insertEvent_ = nullptr;
+  sqlite3_stmt* begin_ = nullptr;
+  sqlite3_stmt* commit_ = nullptr;
   sqlite3_stmt* selectEvents_ = nullptr;
 };
 
