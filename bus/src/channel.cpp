@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <deque>
 #include <exception>
 #include <random>
 #include <thread>
@@ -210,6 +211,7 @@ struct CommandClient::Impl {
   std::string outEndpoint;
   int window;
   std::string routingId;
+  std::uint64_t opens = 0;  // seq of the last kOpen sent; the answer echoes it
   std::function<void(const Message&)> onOutcome;
 
   State state = State::kIdle;
@@ -331,8 +333,9 @@ struct CommandClient::Impl {
                                             runId)));
     }
     Deadline deadline = Deadline::after(timeout);
+    const std::uint64_t openSeq = ++opens;
     std::string frame =
-        detail::encodeFrame(Message{MessageType::kOpen, "", 0, description}, routingId);
+        detail::encodeFrame(Message{MessageType::kOpen, "", openSeq, description}, routingId);
     bool sentFrame = false;
     if (auto s = sendFrame(frame, deadline, &sentFrame, "open"); !s) {
       if (s.error().code == ErrorCode::kTimeout) {
@@ -353,6 +356,12 @@ struct CommandClient::Impl {
       if (!r) return tl::unexpected(r.error());
       if (!*r) continue;
       Message& m = **r;
+      if ((m.type == MessageType::kRefused || m.type == MessageType::kOpened) && m.seq != openSeq) {
+        // The answer to an earlier open() that timed out: that run is not ours to drive.
+        spdlog::debug("bus: ignoring {} for open #{} (waiting for #{})", toString(m.type), m.seq,
+                      openSeq);
+        continue;
+      }
       if (m.type == MessageType::kRefused) {
         return tl::unexpected(err(ErrorCode::kRejected,
                                   "bus: the engine refused the run: " +
@@ -521,8 +530,13 @@ struct CommandServer::Impl {
   zmq::socket_t router;  // outcomes -> runners (ROUTER, bind out(E)), addressed by routing id
   std::string endpoint;
   std::string outEndpoint;
-  // The replyTo of the last open received and not yet answered, and each open run's runner.
-  std::string pendingOpen;
+  // Opens received and not yet answered (oldest first), and each open run's runner.
+  struct PendingOpen {
+    std::string replyTo;
+    std::uint64_t seq;
+  };
+  static constexpr std::size_t kMaxPendingOpens = 64;
+  std::deque<PendingOpen> pendingOpens;
   std::unordered_map<std::string, std::string> routes;  // runId -> routing id
 
   Result<std::optional<Message>> receiveChecked() {
@@ -534,7 +548,11 @@ struct CommandServer::Impl {
                                   "bus message: \"replyTo\": missing (an open must name the "
                                   "routing id of the runner's outcome socket)"));
       }
-      pendingOpen = std::move(replyTo);
+      if (pendingOpens.size() == kMaxPendingOpens) {
+        spdlog::warn("bus: {} opens left unanswered; forgetting the oldest", kMaxPendingOpens);
+        pendingOpens.pop_front();
+      }
+      pendingOpens.push_back({std::move(replyTo), (*r)->seq});
     }
     return r;
   }
@@ -555,9 +573,17 @@ struct CommandServer::Impl {
     }
   }
 
-  // Which runner a reply goes to: opened/refused answer the pending open; everything else
-  // goes to the runner that opened message.runId.
-  Result<std::string> routeFor(const Message& m) {
+  // Which runner a reply goes to, and the seq to send: opened/refused answer the oldest
+  // unanswered open (and carry its seq); everything else goes to the runner that opened
+  // message.runId.
+  Result<std::string> routeFor(const Message& m, std::uint64_t& seq) {
+    seq = m.seq;
+    auto answerOpen = [&]() -> std::string {
+      PendingOpen p = std::move(pendingOpens.front());
+      pendingOpens.pop_front();
+      seq = p.seq;
+      return std::move(p.replyTo);
+    };
     auto noRunner = [&](const std::string& why) {
       return tl::unexpected(err(ErrorCode::kClosed,
                                 fmt::format("bus: no runner for the {} of run \"{}\": {}",
@@ -565,19 +591,20 @@ struct CommandServer::Impl {
     };
     switch (m.type) {
       case MessageType::kOpened: {
-        if (pendingOpen.empty()) return noRunner("no open is waiting for an answer");
+        if (pendingOpens.empty()) return noRunner("no open is waiting for an answer");
         if (m.runId.empty()) {
           return tl::unexpected(err(ErrorCode::kMalformed, "bus: opened needs a non-empty runId"));
         }
-        routes[m.runId] = pendingOpen;
-        return std::exchange(pendingOpen, std::string());
+        std::string to = answerOpen();
+        routes[m.runId] = to;
+        return to;
       }
       case MessageType::kRefused: {
         if (auto it = routes.find(m.runId); !m.runId.empty() && it != routes.end()) {
           return it->second;
         }
-        if (pendingOpen.empty()) return noRunner("no open is waiting for an answer");
-        return std::exchange(pendingOpen, std::string());
+        if (pendingOpens.empty()) return noRunner("no open is waiting for an answer");
+        return answerOpen();
       }
       case MessageType::kOutcome:
       case MessageType::kFinished: {
@@ -596,9 +623,17 @@ struct CommandServer::Impl {
   }
 
   Status reply(const Message& message, milliseconds timeout) {
-    auto route = routeFor(message);
+    std::uint64_t seq = 0;
+    auto route = routeFor(message, seq);
     if (!route) return tl::unexpected(route.error());
-    const std::string frame = detail::encodeFrame(message, {});
+    std::string frame;
+    if (seq == message.seq) {
+      frame = detail::encodeFrame(message, {});
+    } else {
+      Message stamped = message;
+      stamped.seq = seq;
+      frame = detail::encodeFrame(stamped, {});
+    }
     Deadline deadline = Deadline::after(timeout);
     // ROUTER_MANDATORY: EHOSTUNREACH while the runner's outcome connection is not (yet, or
     // any more) there, EAGAIN while its queue is full. Both are retried until the deadline.

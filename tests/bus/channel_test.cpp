@@ -324,12 +324,14 @@ TEST_CASE("AMalformedOutcomeIsReportedToTheRunner") {
   std::thread fake([&] {
     zmq::message_t m;
     (void)pull.recv(m);  // kOpen
-    const std::string to = nlohmann::json::parse(m.to_string())["replyTo"];
+    const auto open = nlohmann::json::parse(m.to_string());
+    const std::string to = open["replyTo"];
+    const std::uint64_t openSeq = open["seq"];  // opened echoes the seq of its open
     auto sendTo = [&](const std::string& frame) {
       router.send(zmq::buffer(to), zmq::send_flags::sndmore);
       router.send(zmq::buffer(frame));
     };
-    sendTo(encode(Message{MessageType::kOpened, "r1", 0, {{"runId", "r1"}}}));
+    sendTo(encode(Message{MessageType::kOpened, "r1", openSeq, {{"runId", "r1"}}}));
     (void)pull.recv(m);  // command 1
     sendTo(R"({"v":1,"type":"outcome","runId":"r1","seq":1})");
     sendTo(encode(Message{MessageType::kOutcome, "other-run", 1, {}}));
@@ -350,6 +352,80 @@ TEST_CASE("AMalformedOutcomeIsReportedToTheRunner") {
   CHECK(s.error().message.find("out of order") != std::string::npos);
   CHECK(client->sent() == 1);
   CHECK(client->completed() == 0);
+}
+
+TEST_CASE("OpensAreAnsweredInTheOrderTheyArrived") {
+  // The engine reads two opens before answering either: each runner still gets its own run.
+  for (auto t : kAllTransports) {
+    const std::string transport = name(t);
+    CAPTURE(transport);
+    Context ctx;
+    auto e = freshEndpoint(t);
+    auto server = bindOrFail(ctx, e, withHwm(2));
+    auto a = connectOrFail(ctx, e, withHwm(2));
+    auto b = connectOrFail(ctx, e, withHwm(2));
+    Result<std::string> idA = tl::unexpected(Error{ErrorCode::kIo, "not run"});
+    Result<std::string> idB = idA;
+    std::thread ta([&] { idA = a->open({}, 5s); });
+    std::thread tb([&] { idB = b->open({}, 5s); });
+    for (int i = 0; i < 2; ++i) {
+      auto r = server->receive(5s);
+      REQUIRE(r);
+      REQUIRE(r->has_value());
+      CHECK(typeOf(**r) == "open");
+    }
+    REQUIRE(server->reply(Message{MessageType::kOpened, "first", 0, {}}, 5s));
+    REQUIRE(server->reply(Message{MessageType::kOpened, "second", 0, {}}, 5s));
+    ta.join();
+    tb.join();
+    REQUIRE(idA);
+    REQUIRE(idB);
+    CHECK(*idA != *idB);
+    // Each runner's command carries its run id, and its outcome comes back to it alone.
+    for (auto* c : {a.get(), b.get()}) {
+      REQUIRE(c->send(command(1), 5s));
+      auto r = server->receive(5s);
+      REQUIRE(r);
+      REQUIRE(r->has_value());
+      CHECK(typeOf(**r) == "command");
+      const std::string runId = (*r)->runId;
+      REQUIRE(server->reply(Message{MessageType::kOutcome, runId, 1, {}}, 5s));
+      Result<nlohmann::json> summary = tl::unexpected(Error{ErrorCode::kIo, "not run"});
+      std::thread finisher([&] { summary = c->finish({}, 5s); });
+      auto end = server->receive(5s);
+      REQUIRE(end);
+      REQUIRE(end->has_value());
+      CHECK(typeOf(**end) == "end");
+      CHECK((*end)->runId == runId);
+      REQUIRE(server->reply(Message{MessageType::kFinished, runId, 1, {{"who", runId}}}, 5s));
+      finisher.join();
+      REQUIRE(summary);
+      CHECK(c->completed() == 1);
+      CHECK((*summary)["who"] == (c == a.get() ? *idA : *idB));
+    }
+  }
+}
+
+TEST_CASE("AnOpenedThatArrivesAfterOpenTimedOutIsNotTakenForTheNextOpen") {
+  Context ctx;
+  auto e = freshEndpoint(Transport::kIpc);
+  auto server = bindOrFail(ctx, e, withHwm(2));
+  auto client = connectOrFail(ctx, e, withHwm(2));
+  auto first = client->open({}, 100ms);  // the engine reads it but does not answer in time
+  REQUIRE_FALSE(first);
+  CHECK(codeIs(first.error(), ErrorCode::kTimeout));
+  Result<std::string> second = tl::unexpected(Error{ErrorCode::kIo, "not run"});
+  std::thread runner([&] { second = client->open({}, 5s); });
+  for (int i = 0; i < 2; ++i) {
+    auto r = server->receive(5s);
+    REQUIRE(r);
+    REQUIRE(r->has_value());
+  }
+  REQUIRE(server->reply(Message{MessageType::kOpened, "late", 0, {}}, 5s));
+  REQUIRE(server->reply(Message{MessageType::kOpened, "fresh", 0, {}}, 5s));
+  runner.join();
+  REQUIRE(second);
+  CHECK(*second == "fresh");
 }
 
 TEST_CASE("ReplyForARunNobodyOpenedIsClosedAtOnce") {

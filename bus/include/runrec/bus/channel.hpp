@@ -15,7 +15,8 @@
 // inproc://x -> inproc://x.out, ipc:///p -> ipc:///p.out, tcp://h:P -> tcp://h:(P+1).
 // The inproc transport needs both sides to share one Context.
 //
-// Thread-safety: each object is used by one thread at a time. A Context may be shared.
+// Thread-safety: each object is used by one thread at a time. A Context may be shared, and
+// must outlive every CommandClient/CommandServer made from it (its destructor waits for them).
 #pragma once
 
 #include <chrono>
@@ -109,8 +110,9 @@ class CommandServer {
   // Non-blocking receive.
   Result<std::optional<Message>> tryReceive();
 
-  // Sends on the outcome channel to the runner of message.runId: kOpened and a kRefused
-  // whose runId is not an open run answer the last kOpen received. Never blocks
+  // Sends on the outcome channel to the runner of message.runId. kOpened, and a kRefused
+  // whose runId is not an open run, answer the oldest unanswered kOpen (so answer opens in
+  // the order received); the bus sets their seq to that open's seq. Never blocks
   // indefinitely: kClosed at once if no runner opened that run (or it has been sent its
   // kFinished), or after `timeout` if that runner is not connected / not reading.
   // kMalformed for runner-side types (open, command, end).
