@@ -22,6 +22,20 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
+// A string field of a message body, or `dflt` when missing or not a string: bus input is
+// never trusted to have the right types.
+std::string text(const json& j, const char* key, const std::string& dflt = "") {
+  if (!j.is_object()) return dflt;
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : dflt;
+}
+
+json member(const json& j, const char* key, json dflt = json()) {
+  if (!j.is_object()) return dflt;
+  auto it = j.find(key);
+  return it != j.end() ? *it : dflt;
+}
+
 std::string newRunId() {
   static std::mt19937_64 rng{std::random_device{}() ^ static_cast<std::uint64_t>(::getpid())};
   std::uint64_t a = rng(), b = rng();
@@ -197,7 +211,7 @@ struct Engine::Impl {
     state = RunState{};
     pendingReplies.clear();
     const json& body = open.body;
-    const json& protocol = body.value("protocol", json::object());
+    const json protocol = member(body, "protocol", json::object());
     // Protocol-supplied labware definitions: validated before the run exists.
     hardware::LabwareLibrary lib;
     for (auto& dir : options.labwareDirs)
@@ -208,11 +222,11 @@ struct Engine::Impl {
     library = std::move(lib);
     Executor executor(*robot, library);
 
-    RunRow row{newRunId(), nowTimestamp(), protocol.value("name", std::string("unnamed")),
-               protocol.value("sha256", std::string()), robot->describe()};
+    RunRow row{newRunId(), nowTimestamp(), text(protocol, "name", "unnamed"),
+               text(protocol, "sha256"), robot->describe()};
     state.runId = row.runId;
     if (auto st = log->begin(); !st) return st;
-    if (auto st = log->createRun(row, protocol.value("fileName", std::string()), protocol.value("text", std::string()));
+    if (auto st = log->createRun(row, text(protocol, "fileName"), text(protocol, "text"));
         !st) {
       log->rollback();
       return refuse(open, st.error().message);
@@ -225,7 +239,7 @@ struct Engine::Impl {
                                   {"metadata", protocol.value("metadata", json::object())}}},
                     {"robot", row.robot},
                     {"engine", {{"hwm", options.channel.hwm}, {"sync", toString(options.sync)}}},
-                    {"liquids", body.value("liquids", json::object())},
+                    {"liquids", member(body, "liquids", json::object())},
                     {"fixedTrash", executor.fixedTrash()}};
     if (auto st = record(event::kRunCreated, created); !st) return st;
     if (auto st = record(event::kRunStarted, json::object()); !st) return st;
@@ -266,10 +280,10 @@ struct Engine::Impl {
         continue;
       }
       if (m.type == bus::MessageType::kEnd) {
-        if (!failed && m.body.value("reason", std::string("complete")) != "complete") {
+        if (!failed && text(m.body, "reason", "complete") != "complete") {
           failed = true;
-          reason = "runner: " + m.body.value("reason", std::string());
-          if (m.body.contains("error")) state.lastError = m.body["error"];
+          reason = "runner: " + text(m.body, "reason");
+          if (m.body.is_object() && m.body.contains("error")) state.lastError = m.body["error"];
         }
         break;
       }
@@ -327,12 +341,12 @@ struct Engine::Impl {
 
   Status executeCommand(Executor& executor, const bus::Message& m, bool& failed) {
     const json& cmd = m.body;
-    std::string type = cmd.value("commandType", std::string());
-    json params = cmd.contains("params") ? cmd["params"] : json::object();
-    std::string commandId = cmd.value("commandId", "c" + std::to_string(m.seq));
+    std::string type = text(cmd, "commandType");
+    json params = member(cmd, "params", json::object());
+    std::string commandId = text(cmd, "commandId", "c" + std::to_string(m.seq));
     json started = {{"commandId", commandId}, {"index", m.seq}, {"commandType", type}, {"params", params},
-                    {"intent", cmd.value("intent", std::string("protocol"))}};
-    if (cmd.contains("key")) started["key"] = cmd["key"];
+                    {"intent", text(cmd, "intent", "protocol")}};
+    if (cmd.is_object() && cmd.contains("key")) started["key"] = cmd["key"];
     if (auto st = record(event::kCommandStarted, std::move(started), commandId); !st) return st;
     // The start is durable before the robot acts on the command.
     if (auto st = flush(); !st) return st;
@@ -413,7 +427,15 @@ Result<std::unique_ptr<Engine>> Engine::create(bus::Context& ctx, EngineOptions 
 }
 
 void Engine::start() {
-  thread_ = std::thread([this] { impl_->finalStatus = impl_->serve(); });
+  thread_ = std::thread([this] {
+    try {
+      impl_->finalStatus = impl_->serve();
+    } catch (const std::exception& e) {
+      // A bug, not bad input (input is checked); the open run stays without an end and is
+      // closed as interrupted when the log is next opened.
+      impl_->finalStatus = fail(ErrorCode::kInvalid, std::string("engine stopped on an internal error: ") + e.what());
+    }
+  });
 }
 
 void Engine::requestShutdown() {

@@ -254,7 +254,18 @@ void applySucceeded(RunState& s, const json& started, const json& result, std::i
 
 }  // namespace
 
+static void applyUnchecked(RunState& s, const Event& e, std::vector<FoldIssue>* issues);
+
 void apply(RunState& s, const Event& e, std::vector<FoldIssue>* issues) {
+  try {
+    applyUnchecked(s, e, issues);
+  } catch (const std::exception& ex) {
+    // A payload with a wrong type (a damaged or hand-edited log): reported, not fatal.
+    issue(issues, e.seq, "event " + e.type + " has a malformed payload: " + ex.what());
+  }
+}
+
+static void applyUnchecked(RunState& s, const Event& e, std::vector<FoldIssue>* issues) {
   if (e.seq != s.lastSeq + 1)
     issue(issues, e.seq, "sequence gap: expected " + std::to_string(s.lastSeq + 1) + ", got " + std::to_string(e.seq));
   s.lastSeq = e.seq;

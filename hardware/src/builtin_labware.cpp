@@ -262,6 +262,14 @@ std::vector<GridLabware> catalogue() {
   nestPcr.gripHeightFromLabwareBottom = 10.65;
   all.push_back(nestPcr);
 
+  // Thermo Scientific Armadillo PCR plate (Opentrons' published dimensions; used by the
+  // v7/v8 JSON fixtures without a definition in the file).
+  auto armadillo = plate96("armadillo_96_wellplate_200ul_pcr_full_skirt", {1},
+                           "Armadillo 96 Well Plate 200 µL PCR Full Skirt", "Thermo Scientific", {"AB2396"}, 127.76,
+                           85.48, 16, 14.38, 74.24, 1.05, 5.5, 14.95, 200, "v");
+  armadillo.magneticModuleCompatible = true;
+  all.push_back(armadillo);
+
   all.push_back(plate96("nest_96_wellplate_200ul_flat", {1}, "NEST 96 Well Plate 200 µL Flat", "NEST", {"701011"},
                         127.56, 85.36, 14.3, 14.28, 74.18, 3.5, 6.85, 10.8, 200, "flat"));
 

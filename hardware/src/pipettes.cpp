@@ -1769,6 +1769,10 @@ Result<const PipetteSpec*> findPipette(std::string_view nameOrModel) {
     if (spec.model == nameOrModel) return &spec;
   }
   if (const auto* spec = defaultModelFor(nameOrModel)) return spec;
+  if (nameOrModel.find("_96") != std::string_view::npos || nameOrModel.find("flex") != std::string_view::npos)
+    return fail(ErrorCode::kNotFound,
+                "\"" + std::string(nameOrModel) + "\" is an Opentrons Flex pipette; an OT-2 mount cannot carry it",
+                {{"pipette", std::string(nameOrModel)}});
   std::vector<std::string> names;
   for (const auto& spec : allPipettes()) {
     if (std::find(names.begin(), names.end(), spec.name) == names.end()) names.push_back(spec.name);

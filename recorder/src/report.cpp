@@ -24,6 +24,11 @@ double epochSeconds(const std::string& t) {
   return static_cast<double>(timegm(&tm)) + us / 1e6;
 }
 
+std::int64_t count(const json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_number_integer() ? it->get<std::int64_t>() : 0;
+}
+
 }  // namespace
 
 Result<json> runSummary(engine::EventLog& log, const std::string& runId) {
@@ -41,10 +46,10 @@ Result<json> runSummary(engine::EventLog& log, const std::string& runId) {
   // Counts: from the terminal event when the run ended, else counted in the log.
   if (state.finish.contains("counts")) {
     const json& c = state.finish["counts"];
-    state.commandsStarted = c.value("started", 0);
-    state.commandsSucceeded = c.value("succeeded", 0);
-    state.commandsFailed = c.value("failed", 0);
-    state.commandsDiscarded = c.value("discarded", 0);
+    state.commandsStarted = count(c, "started");
+    state.commandsSucceeded = count(c, "succeeded");
+    state.commandsFailed = count(c, "failed");
+    state.commandsDiscarded = count(c, "discarded");
     if (state.finish.contains("error")) state.lastError = state.finish["error"];
   } else {
     auto counts = log.countByType(runId);

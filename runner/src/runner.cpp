@@ -34,7 +34,8 @@ Result<RunResult> runProtocol(bus::CommandClient& client, const Protocol& protoc
   Progress progress;
   progress.total = protocol.commands.size();
   client.onOutcome([&](const bus::Message& m) {
-    if (m.body.value("status", std::string()) != "succeeded") failed = true;
+    auto status = m.body.find("status");
+    if (status == m.body.end() || *status != "succeeded") failed = true;
     if (options.onProgress) {
       progress.completed = client.completed();
       progress.inFlight = client.inFlight();

@@ -4,6 +4,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <fstream>
 #include <thread>
 
@@ -41,6 +45,26 @@ struct EngineProcess {
     return -2;
   }
 };
+
+// A TCP port P on 127.0.0.1 such that P and P+1 are both free (the bus uses both).
+int freePortPair() {
+  auto bindable = [](int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    bool ok = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    close(fd);
+    return ok;
+  };
+  for (int i = 0; i < 200; ++i) {
+    int port = 20000 + (getpid() * 7 + i * 131) % 30000;
+    if (bindable(port) && bindable(port + 1)) return port;
+  }
+  FAIL("no free pair of TCP ports");
+  return 0;
+}
 
 }  // namespace
 
@@ -141,7 +165,7 @@ TEST_CASE("engine and runner in separate processes, over ipc:// and tcp://") {
   REQUIRE(test::runrec("seed -n 300 -o " + q(proto)).exitCode == 0);
   std::string endpoint;
   SUBCASE("ipc") { endpoint = "ipc://" + (dir / "engine.sock").string(); }
-  SUBCASE("tcp") { endpoint = "tcp://127.0.0.1:" + std::to_string(20000 + (getpid() % 20000)); }
+  SUBCASE("tcp") { endpoint = "tcp://127.0.0.1:" + std::to_string(freePortPair()); }
   auto db = dir / ("runs-" + endpoint.substr(0, 3) + ".db");
   EngineProcess engine(endpoint, db, 2);
   for (int i = 0; i < 2; ++i) {

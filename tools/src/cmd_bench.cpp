@@ -1,4 +1,5 @@
 // `runrec bench`: the seed protocol through the whole pipeline, measured in child processes.
+#include <fcntl.h>
 #include <spawn.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -12,6 +13,7 @@
 #include <sstream>
 
 #include "cli_common.hpp"
+#include "runrec/engine/error.hpp"
 #include "runrec/runner/seed.hpp"
 
 extern char** environ;
