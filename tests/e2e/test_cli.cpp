@@ -179,3 +179,14 @@ TEST_CASE("engine and runner in separate processes, over ipc:// and tcp://") {
   REQUIRE(runs.exitCode == 0);
   CHECK(json::parse(runs.out).size() == 2);
 }
+
+TEST_CASE("the shipped seed protocol is what `runrec seed` generates") {
+  auto dir = test::tempDir("cli-seed");
+  auto generated = dir / "seed.json";
+  REQUIRE(test::runrec("seed -o " + q(generated)).exitCode == 0);
+  auto shipped = std::filesystem::path(RUNREC_SOURCE_DIR) / "tools" / "protocols" / "seed_touch_tip.json";
+  CHECK(test::readText(generated) == test::readText(shipped));
+  json p = test::readJson(shipped);
+  CHECK(p["schemaVersion"] == 8);
+  CHECK(p["commands"].size() == 10005);
+}
