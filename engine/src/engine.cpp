@@ -12,8 +12,10 @@
 #include <ctime>
 #include <mutex>
 #include <random>
+#include <thread>
 
 #include "executor.hpp"
+#include "runrec/bus/control.hpp"
 
 namespace runrec::engine {
 
@@ -108,7 +110,9 @@ json summaryJson(const RunState& s, const RunRow* row) {
                  {"started", s.commandsStarted},
                  {"succeeded", s.commandsSucceeded},
                  {"failed", s.commandsFailed},
-                 {"discarded", s.commandsDiscarded}};
+                 {"discarded", s.commandsDiscarded},
+                 {"cleanup", s.cleanupCommands},
+                 {"cleanupFailed", s.cleanupFailed}};
   j["counts"] = counts;
   j["events"] = s.lastSeq;
   j["commandsPerSecond"] = (!std::isnan(wall) && wall > 0)
@@ -125,6 +129,7 @@ struct Engine::Impl {
   std::unique_ptr<EventLog> log;
   std::unique_ptr<hardware::Robot> robot;
   std::unique_ptr<bus::CommandServer> server;
+  std::unique_ptr<bus::ControlServer> control;
   hardware::LabwareLibrary library;
   std::atomic<bool> shutdown{false};
   std::mutex holdMutex;
@@ -132,9 +137,17 @@ struct Engine::Impl {
   bool held = false;
   Status finalStatus;
 
-  // --- the run in progress ---
+  // Stop requests may come from any thread (Ctrl-C) or the control socket.
+  std::mutex stopMutex;
+  std::atomic<bool> stopFlag{false};
+  std::string stopBy;
+
+  // --- the run in progress (writer thread only) ---
   RunState state;
+  bool runOpen = false;
+  bool paused = false;
   std::vector<bus::Message> pendingReplies;  // sent after the next commit
+  int cleanupSeq = 0;
 
   Status record(const std::string& type, json payload, const std::string& commandId = "") {
     if (auto st = log->begin(); !st) return st;
@@ -161,23 +174,90 @@ struct Engine::Impl {
     holdCv.wait(lk, [&] { return !held || shutdown.load(); });
   }
 
-  // Next message; nullopt on shutdown. Commits before blocking, so nothing waits
-  // uncommitted while the engine idles.
+  bool requestStop(const std::string& who) {
+    std::lock_guard lk(stopMutex);
+    if (stopFlag.load()) return false;
+    stopBy = who;
+    stopFlag.store(true);
+    return true;
+  }
+
+  // Answers at most one control request, waiting up to `timeout` for it.
+  Status pollControl(std::chrono::milliseconds timeout) {
+    if (!control) {
+      if (timeout.count() > 0) std::this_thread::sleep_for(timeout);
+      return {};
+    }
+    auto r = control->receive(timeout);
+    if (!r) {
+      spdlog::warn("engine: control: {}", r.error().message);
+      return {};
+    }
+    if (!*r) return {};
+    const json& req = **r;
+    std::string action = text(req, "action");
+    std::string who = text(req, "requestedBy", "unknown client");
+    json answer;
+    if (action == "status") {
+      answer = {{"ok", true}, {"engine", {{"endpoint", server->endpoint()}, {"db", options.dbPath.string()}}}};
+      if (runOpen) {
+        json run = summaryJson(state);
+        run["paused"] = paused;
+        run["stopping"] = stopFlag.load();
+        run["currentCommand"] = state.currentCommandId ? json(*state.currentCommandId) : json();
+        answer["run"] = run;
+      } else {
+        answer["run"] = nullptr;
+      }
+    } else if (!runOpen) {
+      answer = {{"ok", false}, {"error", "no run in progress"}};
+    } else if (action == "pause") {
+      if (!paused) {
+        if (auto st = record(event::kRunPaused, {{"requestedBy", who}, {"source", "control"}}); !st) return st;
+        if (auto st = flush(); !st) return st;
+        paused = true;
+      }
+      answer = {{"ok", true}, {"paused", true}, {"runId", state.runId}};
+    } else if (action == "resume" || action == "play") {
+      if (paused) {
+        if (auto st = record(event::kRunResumed, {{"requestedBy", who}, {"source", "control"}}); !st) return st;
+        if (auto st = flush(); !st) return st;
+        paused = false;
+      }
+      answer = {{"ok", true}, {"paused", false}, {"runId", state.runId}};
+    } else if (action == "stop") {
+      bool first = requestStop(who);
+      answer = {{"ok", true}, {"stopping", true}, {"alreadyStopping", !first}, {"runId", state.runId}};
+    } else {
+      answer = {{"ok", false},
+                {"error", "unknown action \"" + action + "\" (expected play, pause, resume, stop or status)"}};
+    }
+    if (auto st = control->reply(answer); !st) spdlog::warn("engine: control reply: {}", st.error().message);
+    return {};
+  }
+
+  bool interrupted() const { return stopFlag.load() || paused || shutdown.load(); }
+
+  // Next bus message; nullopt on stop, pause, shutdown or `deadline`. Commits before
+  // blocking, so nothing waits uncommitted while the engine idles.
   Result<std::optional<bus::Message>> next(Clock::time_point deadline = Clock::time_point::max()) {
     waitWhileHeld();
+    if (auto st = pollControl(std::chrono::milliseconds(0)); !st) return tl::unexpected(st.error());
+    if (interrupted()) return std::optional<bus::Message>{};
     auto m = server->tryReceive();
     if (!m) return fail(m.error().code == bus::ErrorCode::kMalformed ? ErrorCode::kInvalid : ErrorCode::kBus,
                         m.error().message);
     if (*m) return std::move(*m);
     if (auto st = flush(); !st) return fail(st.error().code, st.error().message);
-    while (!shutdown.load()) {
+    while (!interrupted()) {
       if (Clock::now() >= deadline) return std::optional<bus::Message>{};
       waitWhileHeld();
-      auto r = server->receive(std::chrono::milliseconds(100));
+      auto r = server->receive(std::chrono::milliseconds(control ? 20 : 100));
       if (!r)
         return fail(r.error().code == bus::ErrorCode::kMalformed ? ErrorCode::kInvalid : ErrorCode::kBus,
                     r.error().message);
       if (*r) return std::move(*r);
+      if (auto st = pollControl(std::chrono::milliseconds(0)); !st) return tl::unexpected(st.error());
     }
     return std::optional<bus::Message>{};
   }
@@ -185,75 +265,95 @@ struct Engine::Impl {
   Status serve() {
     int served = 0;
     while (!shutdown.load() && (options.maxRuns < 0 || served < options.maxRuns)) {
+      stopFlag.store(false);
       auto m = next();
       if (!m) {
         spdlog::warn("engine: {}", m.error().message);
         continue;
       }
-      if (!*m) break;
-      if (auto st = handleIdle(**m, served); !st) return st;
+      if (!*m) {
+        if (shutdown.load()) break;
+        stopFlag.store(false);  // a stop with no run open has nothing to stop
+        continue;
+      }
+      if ((**m).type != bus::MessageType::kOpen) {
+        spdlog::debug("engine: ignoring {} for run {} (no run is open)", bus::toString((**m).type), (**m).runId);
+        continue;
+      }
+      if (auto st = runOne(**m); !st) return st;
+      served++;
     }
     return {};
-  }
-
-  // A message while no run is open: only `open` is valid.
-  Status handleIdle(bus::Message& m, int& served) {
-    if (m.type != bus::MessageType::kOpen) {
-      spdlog::warn("engine: ignoring {} for run {} (no run is open)", bus::toString(m.type), m.runId);
-      return {};
-    }
-    auto st = runOne(m);
-    served++;
-    return st;
   }
 
   Status runOne(const bus::Message& open) {
     state = RunState{};
     pendingReplies.clear();
+    paused = false;
+    cleanupSeq = 0;
     const json& body = open.body;
     const json protocol = member(body, "protocol", json::object());
     // Protocol-supplied labware definitions: validated before the run exists.
     hardware::LabwareLibrary lib;
     for (auto& dir : options.labwareDirs)
-      if (auto st = lib.addDirectory(dir); !st) return refuse(open, st.error().message);
+      if (auto st = lib.addDirectory(dir); !st) return refuse(st.error().message);
     if (body.contains("labwareDefinitions") && body["labwareDefinitions"].is_object())
       for (auto& [uri, def] : body["labwareDefinitions"].items())
-        if (auto st = lib.add(def, "labwareDefinitions[\"" + uri + "\"]"); !st) return refuse(open, st.error().message);
+        if (auto st = lib.add(def, "labwareDefinitions[\"" + uri + "\"]"); !st) return refuse(st.error().message);
     library = std::move(lib);
     Executor executor(*robot, library);
 
-    RunRow row{newRunId(), nowTimestamp(), text(protocol, "name", "unnamed"),
-               text(protocol, "sha256"), robot->describe()};
+    RunRow row{newRunId(), nowTimestamp(), text(protocol, "name", "unnamed"), text(protocol, "sha256"),
+               robot->describe()};
     state.runId = row.runId;
     if (auto st = log->begin(); !st) return st;
-    if (auto st = log->createRun(row, text(protocol, "fileName"), text(protocol, "text"));
-        !st) {
+    if (auto st = log->createRun(row, text(protocol, "fileName"), text(protocol, "text")); !st) {
       log->rollback();
-      return refuse(open, st.error().message);
+      return refuse(st.error().message);
     }
     json created = {{"protocol", {{"name", row.protocolName},
-                                  {"fileName", protocol.value("fileName", json())},
+                                  {"fileName", member(protocol, "fileName")},
                                   {"sha256", row.protocolSha256},
-                                  {"schemaVersion", protocol.value("schemaVersion", json())},
-                                  {"commandCount", protocol.value("commandCount", json())},
-                                  {"metadata", protocol.value("metadata", json::object())}}},
+                                  {"schemaVersion", member(protocol, "schemaVersion")},
+                                  {"commandCount", member(protocol, "commandCount")},
+                                  {"metadata", member(protocol, "metadata", json::object())}}},
                     {"robot", row.robot},
-                    {"engine", {{"hwm", options.channel.hwm}, {"sync", toString(options.sync)}}},
+                    {"engine", {{"hwm", options.channel.hwm},
+                                {"sync", toString(options.sync)},
+                                {"postRun", options.postRun == EngineOptions::PostRun::kHome ? "home" : "stay"},
+                                {"autoResume", options.autoResume}}},
                     {"liquids", member(body, "liquids", json::object())},
                     {"fixedTrash", executor.fixedTrash()}};
     if (auto st = record(event::kRunCreated, created); !st) return st;
     if (auto st = record(event::kRunStarted, json::object()); !st) return st;
     pendingReplies.push_back({bus::MessageType::kOpened, state.runId, 0, {{"runId", state.runId}}});
     if (auto st = flush(); !st) return st;
+    runOpen = true;
     spdlog::info("engine: run {} started ({})", state.runId, row.protocolName);
 
     std::uint64_t expected = 1;
-    bool failed = false;
+    bool failed = false, stopped = false;
     std::int64_t discarded = 0;
     std::string reason = "completed";
     Clock::time_point endDeadline = Clock::time_point::max();
 
     while (true) {
+      if (stopFlag.load() || shutdown.load()) {
+        std::string who;
+        {
+          std::lock_guard lk(stopMutex);
+          who = stopFlag.load() ? stopBy : "engine shutdown";
+        }
+        if (auto st = record(event::kRunStopRequested, {{"requestedBy", who}}); !st) return st;
+        stopped = !failed;
+        if (!failed) reason = "stopped by " + who;
+        break;
+      }
+      if (paused) {
+        if (auto st = flush(); !st) return st;
+        if (auto st = pollControl(std::chrono::milliseconds(50)); !st) return st;
+        continue;
+      }
       auto r = next(endDeadline);
       if (!r && r.error().code == ErrorCode::kInvalid) {
         // A frame that does not decode: recorded, never executed.
@@ -262,14 +362,12 @@ struct Engine::Impl {
       }
       if (!r) return fail(r.error().code, r.error().message);
       if (!*r) {
-        // Shutdown, or the runner never sent `end` after a failure.
-        if (!failed) reason = "engine shut down";
-        break;
+        if (interrupted()) continue;  // handled at the top of the loop
+        break;                        // the runner never sent `end` after a failure
       }
       bus::Message& m = **r;
       if (m.type == bus::MessageType::kOpen) {
-        pendingReplies.push_back({bus::MessageType::kRefused, "", 0,
-                                  {{"message", "engine busy with run " + state.runId}}});
+        pendingReplies.push_back({bus::MessageType::kRefused, "", 0, {{"message", "engine busy with run " + state.runId}}});
         continue;
       }
       if (m.runId != state.runId) {
@@ -313,66 +411,179 @@ struct Engine::Impl {
         continue;
       }
       expected++;
-      if (auto st = executeCommand(executor, m, failed); !st) return st;
-      if (failed) {
+      const json& cmd = m.body;
+      std::string type = text(cmd, "commandType");
+      bool ok = false;
+      if (auto st = executeCommand(executor, text(cmd, "commandId", "c" + std::to_string(m.seq)), json(m.seq), type,
+                                   member(cmd, "params", json::object()), member(cmd, "key"), "protocol", &ok);
+          !st)
+        return st;
+      if (!ok) {
+        failed = true;
         reason = "command failed";
         endDeadline = Clock::now() + options.endTimeout;
         if (auto st = flush(); !st) return st;  // tell the runner at once
+      } else if (type == "waitForResume" || type == "pause") {
+        json paus = {{"requestedBy", "protocol"}, {"source", "waitForResume"},
+                     {"message", member(member(cmd, "params", json::object()), "message")}};
+        if (auto st = record(event::kRunPaused, paus); !st) return st;
+        if (options.autoResume) {
+          if (auto st = record(event::kRunResumed, {{"requestedBy", "auto-resume (engine option)"}, {"source", "engine"}});
+              !st)
+            return st;
+        } else {
+          paused = true;
+        }
       }
     }
+    // Commands still in the bus are never executed: count them.
+    while (true) {
+      auto m = server->tryReceive();
+      if (!m || !*m) break;
+      if ((**m).runId == state.runId && (**m).type == bus::MessageType::kCommand) discarded++;
+    }
+    paused = false;
     if (discarded > 0)
       if (auto st = record(event::kCommandsDiscarded, {{"count", discarded}}); !st) return st;
-    RunStatus status = failed ? RunStatus::kFailed : (reason == "completed" ? RunStatus::kSucceeded : RunStatus::kStopped);
-    json fin = {{"status", toString(status)},
-                {"reason", reason},
-                {"counts",
-                 {{"started", state.commandsStarted},
-                  {"succeeded", state.commandsSucceeded},
-                  {"failed", state.commandsFailed},
-                  {"discarded", state.commandsDiscarded + discarded}}}};
+
+    // Cleanup reads the fold of the committed log, never anything else.
+    std::string why = failed ? "run failed" : stopped ? "run stopped" : "run completed";
+    bool cleanupOk = true;
+    if (auto st = cleanup(executor, why, false, &cleanupOk); !st) return st;
+    if (!cleanupOk && !failed && !stopped) {
+      failed = true;
+      reason = "cleanup failed";
+    }
+
+    RunStatus status = failed ? RunStatus::kFailed : stopped ? RunStatus::kStopped : RunStatus::kSucceeded;
+    json fin = {{"status", toString(status)}, {"reason", reason}, {"counts", countsJson()}};
     if (failed && state.lastError) fin["error"] = *state.lastError;
     if (auto st = record(event::kRunFinished, fin); !st) return st;
-    RunRow rowCopy = row;
-    pendingReplies.push_back({bus::MessageType::kFinished, state.runId, 0, summaryJson(state, &rowCopy)});
+    runOpen = false;
+    pendingReplies.push_back({bus::MessageType::kFinished, state.runId, 0, summaryJson(state, &row)});
     if (auto st = flush(); !st) return st;
+    stopFlag.store(false);
     spdlog::info("engine: run {} {}", state.runId, toString(status));
     return {};
   }
 
-  Status executeCommand(Executor& executor, const bus::Message& m, bool& failed) {
-    const json& cmd = m.body;
-    std::string type = text(cmd, "commandType");
-    json params = member(cmd, "params", json::object());
-    std::string commandId = text(cmd, "commandId", "c" + std::to_string(m.seq));
-    json started = {{"commandId", commandId}, {"index", m.seq}, {"commandType", type}, {"params", params},
-                    {"intent", text(cmd, "intent", "protocol")}};
-    if (cmd.is_object() && cmd.contains("key")) started["key"] = cmd["key"];
+  json countsJson() const {
+    return {{"started", state.commandsStarted}, {"succeeded", state.commandsSucceeded},
+            {"failed", state.commandsFailed},   {"discarded", state.commandsDiscarded},
+            {"cleanup", state.cleanupCommands}, {"cleanupFailed", state.cleanupFailed}};
+  }
+
+  // Records and executes one command. `index` is the protocol position (null for cleanup).
+  Status executeCommand(Executor& executor, const std::string& commandId, const json& index, const std::string& type,
+                        const json& params, const json& key, const char* intent, bool* ok) {
+    json started = {{"commandId", commandId}, {"index", index}, {"commandType", type}, {"params", params},
+                    {"intent", intent}};
+    if (!key.is_null()) started["key"] = key;
     if (auto st = record(event::kCommandStarted, std::move(started), commandId); !st) return st;
     // The start is durable before the robot acts on the command.
     if (auto st = flush(); !st) return st;
 
     CommandOutcome out = executor.execute(state, commandId, type, params);
+    *ok = out.ok;
+    bool protocolCommand = index.is_number();
     if (out.ok) {
       if (auto st = record(event::kCommandSucceeded, {{"commandId", commandId}, {"result", out.result}}, commandId); !st)
         return st;
-      pendingReplies.push_back({bus::MessageType::kOutcome, state.runId, m.seq, {{"status", "succeeded"}}});
+      if (protocolCommand)
+        pendingReplies.push_back({bus::MessageType::kOutcome, state.runId, index.get<std::uint64_t>(), {{"status", "succeeded"}}});
     } else {
       json err = out.error.toJson();
       if (auto st = record(event::kCommandFailed, {{"commandId", commandId}, {"error", err}}, commandId); !st) return st;
-      pendingReplies.push_back({bus::MessageType::kOutcome, state.runId, m.seq, {{"status", "failed"}, {"error", err}}});
-      failed = true;
+      if (protocolCommand)
+        pendingReplies.push_back(
+            {bus::MessageType::kOutcome, state.runId, index.get<std::uint64_t>(), {{"status", "failed"}, {"error", err}}});
     }
     return {};
   }
 
-  Status refuse(const bus::Message& open, const std::string& message) {
-    spdlog::warn("engine: refused a run: {}", message);
-    pendingReplies.push_back({bus::MessageType::kRefused, "", 0, {{"message", message}}});
-    (void)open;
+  // After the last outcome (or a stop or failure): fold the committed log, drop any tip in
+  // the fixed trash, then home (or stay). Each move is a command with intent "cleanup".
+  // `recovery`: the process that ran the run is gone; the robot knows nothing, so home first
+  // and assume a tip may be on the pipette of the command that was in progress.
+  Status cleanup(Executor& executor, const std::string& why, bool recovery, bool* ok) {
+    if (auto st = flush(); !st) return st;
+    auto events = log->events(state.runId);
+    if (!events) return tl::unexpected(events.error());
+    std::vector<FoldIssue> issues;
+    RunState folded = fold(*events, &issues);
+    json assumptions = json::array();
+    if (recovery && folded.currentCommandId) {
+      const json params = member(folded.currentCommand, "params", json::object());
+      std::string pid = text(params, "pipetteId");
+      auto it = folded.pipettes.find(pid);
+      if (it != folded.pipettes.end()) {
+        it->second.tipUnknown = true;
+        assumptions.push_back("command " + *folded.currentCommandId + " (" + text(folded.currentCommand, "commandType") +
+                              ") started but has no outcome: pipette " + pid + " may have a tip attached");
+      }
+      folded.currentCommandId.reset();  // it will never get an outcome
+    }
+    for (auto& i : issues) assumptions.push_back("fold anomaly at event " + std::to_string(i.seq) + ": " + i.message);
+    state = std::move(folded);
+
+    std::string trash;
+    for (auto& [id, lw] : state.labware)
+      if (lw.placed.definition && std::find(lw.placed.definition->quirks.begin(), lw.placed.definition->quirks.end(),
+                                            "fixedTrash") != lw.placed.definition->quirks.end())
+        if (trash.empty() || id == "fixedTrash") trash = id;
+    json drops = json::array();
+    for (auto& [id, p] : state.pipettes)
+      if (p.tip || p.tipUnknown) drops.push_back(id);
+    bool homeFirst = recovery;
+    for (auto& [id, p] : state.pipettes) homeFirst = homeFirst || p.tipUnknown;
+    json plan = {{"reason", why},
+                 {"dropTips", drops},
+                 {"trash", trash.empty() ? json() : json(trash)},
+                 {"homeFirst", homeFirst},
+                 {"postRun", options.postRun == EngineOptions::PostRun::kHome ? "home" : "stay"},
+                 {"assumptions", assumptions}};
+    if (auto st = record(event::kCleanupStarted, plan); !st) return st;
+
+    if (recovery) {
+      for (auto& [id, p] : state.pipettes) {
+        if (!p.spec) continue;
+        if (auto st = robot->attachInstrument(p.mount, p.spec); !st)
+          spdlog::warn("engine: recovery: cannot attach {}: {}", id, st.error().message);
+      }
+    }
+    auto step = [&](const std::string& type, json params) -> Status {
+      bool stepOk = false;
+      auto st = executeCommand(executor, "cleanup-" + std::to_string(++cleanupSeq), json(), type, params, json(),
+                               "cleanup", &stepOk);
+      if (!stepOk) *ok = false;
+      return st;
+    };
+    if (homeFirst)
+      if (auto st = step("home", json::object()); !st) return st;
+    for (auto& id : drops) {
+      const PipetteState* p = state.pipette(id.get<std::string>());
+      if (!p) continue;
+      if (trash.empty()) {
+        *ok = false;
+        continue;
+      }
+      if (p->tipUnknown || recovery)
+        robot->assumeTip(p->mount, p->tip ? p->tip->length : (p->spec ? p->spec->defaultTipLength : 0));
+      if (auto st = step("dropTip", {{"pipetteId", id}, {"labwareId", trash}, {"wellName", "A1"}}); !st) return st;
+    }
+    if (options.postRun == EngineOptions::PostRun::kHome)
+      if (auto st = step("home", json::object()); !st) return st;
     return flush();
   }
 
-  // Closes runs left without a terminal event by a crashed process.
+  Status refuse(const std::string& message) {
+    spdlog::warn("engine: refused a run: {}", message);
+    pendingReplies.push_back({bus::MessageType::kRefused, "", 0, {{"message", message}}});
+    return flush();
+  }
+
+  // Closes runs left without a terminal event by a crashed process: cleanup from the
+  // folded state (assuming a tip where the log cannot tell), then `interrupted`.
   Result<std::vector<std::string>> recover() {
     auto unfinished = log->unfinishedRuns();
     if (!unfinished) return tl::unexpected(unfinished.error());
@@ -381,15 +592,19 @@ struct Engine::Impl {
       if (!events) return tl::unexpected(events.error());
       state = fold(*events);
       state.runId = runId;
+      json lastEvent = events->empty() ? json() : json{{"seq", events->back().seq}, {"type", events->back().type},
+                                                       {"ts", events->back().ts}};
+      json inProgress = state.currentCommandId ? json(*state.currentCommandId) : json();
+      Executor executor(*robot, library);
+      bool cleanupOk = true;
+      if (auto st = cleanup(executor, "recovery: the run was cut off (crash or power loss)", true, &cleanupOk); !st)
+        return tl::unexpected(st.error());
       json fin = {{"status", "interrupted"},
                   {"reason", "the engine stopped before the run ended (crash or power loss); closed on reopening the log"},
-                  {"lastEvent", events->empty() ? json() : json{{"seq", events->back().seq}, {"type", events->back().type},
-                                                                  {"ts", events->back().ts}}},
-                  {"commandInProgress", state.currentCommandId ? json(*state.currentCommandId) : json()},
-                  {"counts", {{"started", state.commandsStarted},
-                              {"succeeded", state.commandsSucceeded},
-                              {"failed", state.commandsFailed},
-                              {"discarded", state.commandsDiscarded}}}};
+                  {"lastEvent", lastEvent},
+                  {"commandInProgress", inProgress},
+                  {"cleanupSucceeded", cleanupOk},
+                  {"counts", countsJson()}};
       if (auto st = record(event::kRunFinished, fin); !st) return tl::unexpected(st.error());
       if (auto st = log->commit(); !st) return tl::unexpected(st.error());
       spdlog::warn("engine: run {} had no end; recorded it as interrupted", runId);
@@ -421,6 +636,17 @@ Result<std::unique_ptr<Engine>> Engine::create(bus::Context& ctx, EngineOptions 
   auto server = bus::CommandServer::bind(ctx, options.endpoint, options.channel);
   if (!server) return fail(ErrorCode::kBus, server.error().message);
   impl->server = std::move(*server);
+  if (options.controlEndpoint != "none") {
+    std::string ep = options.controlEndpoint;
+    if (ep.empty()) {
+      auto derived = bus::controlEndpoint(options.endpoint);
+      if (!derived) return fail(ErrorCode::kBus, derived.error().message);
+      ep = *derived;
+    }
+    auto control = bus::ControlServer::bind(ctx, ep);
+    if (!control) return fail(ErrorCode::kBus, control.error().message);
+    impl->control = std::move(*control);
+  }
   std::unique_ptr<Engine> engine(new Engine(std::move(impl)));
   engine->recovered_ = std::move(*recovered);
   return engine;
@@ -448,6 +674,10 @@ Status Engine::wait() {
   if (thread_.joinable()) thread_.join();
   return impl_->finalStatus;
 }
+
+bool Engine::requestStop(const std::string& requestedBy) { return impl_->requestStop(requestedBy); }
+
+std::string Engine::controlEndpoint() const { return impl_->control ? impl_->control->endpoint() : std::string(); }
 
 void Engine::hold() {
   std::lock_guard lk(impl_->holdMutex);

@@ -151,7 +151,8 @@ class Run {
     if (type == "moveRelative") return moveRelative(p);
     if (type == "savePosition") return savePosition(p);
     if (type == "waitForDuration") return waitForDuration(p);
-    if (type == "waitForResume" || type == "pause") return json{{"autoResumed", true}};
+    // The pause itself is the engine's business (runPaused after the outcome).
+    if (type == "waitForResume" || type == "pause") return json::object();
     if (type == "comment") return json::object();
     if (type.rfind("temperatureModule/", 0) == 0 || type.rfind("magneticModule/", 0) == 0 ||
         type.rfind("thermocycler/", 0) == 0 || type.rfind("heaterShaker/", 0) == 0)

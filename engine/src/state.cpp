@@ -290,17 +290,24 @@ static void applyUnchecked(RunState& s, const Event& e, std::vector<FoldIssue>* 
       issue(issues, e.seq, "command " + e.commandId + " started while " + *s.currentCommandId + " had no outcome");
     s.currentCommandId = e.commandId;
     s.currentCommand = p;
-    s.commandsStarted++;
+    if (str(p, "intent") == "cleanup")
+      s.cleanupCommands++;
+    else
+      s.commandsStarted++;
   } else if (e.type == event::kCommandSucceeded || e.type == event::kCommandFailed) {
     if (!s.currentCommandId || *s.currentCommandId != e.commandId) {
       issue(issues, e.seq, "outcome for command " + e.commandId + " which is not the command in progress");
       return;
     }
+    bool cleanup = str(s.currentCommand, "intent") == "cleanup";
     if (e.type == event::kCommandSucceeded) {
-      s.commandsSucceeded++;
+      if (!cleanup) s.commandsSucceeded++;
       applySucceeded(s, s.currentCommand, p.value("result", json::object()), e.seq, issues);
     } else {
-      s.commandsFailed++;
+      if (cleanup)
+        s.cleanupFailed++;
+      else
+        s.commandsFailed++;
       s.lastError = p.value("error", json::object());
       // A hardware failure part-way through a tip command leaves the tip state unknown.
       const std::string type = str(s.currentCommand, "commandType");
@@ -313,8 +320,15 @@ static void applyUnchecked(RunState& s, const Event& e, std::vector<FoldIssue>* 
     s.currentCommand = json();
   } else if (e.type == event::kRunPaused) {
     s.status = RunStatus::kPaused;
+    s.pausedBy = p;
   } else if (e.type == event::kRunResumed) {
     s.status = RunStatus::kRunning;
+    s.pausedBy = json();
+  } else if (e.type == event::kRunStopRequested) {
+    s.stopRequestedBy = str(p, "requestedBy");
+  } else if (e.type == event::kCleanupStarted) {
+    s.inCleanup = true;
+    if (s.status == RunStatus::kPaused) s.status = RunStatus::kRunning;
   } else if (e.type == event::kCommandsDiscarded) {
     s.commandsDiscarded += p.value("count", 0);
   } else if (e.type == event::kRunFinished) {
@@ -356,7 +370,10 @@ json toJson(const RunState& s) {
   j["counts"] = {{"started", s.commandsStarted},
                  {"succeeded", s.commandsSucceeded},
                  {"failed", s.commandsFailed},
-                 {"discarded", s.commandsDiscarded}};
+                 {"discarded", s.commandsDiscarded},
+                 {"cleanup", s.cleanupCommands},
+                 {"cleanupFailed", s.cleanupFailed}};
+  j["inCleanup"] = s.inCleanup;
   j["currentCommand"] = s.currentCommandId ? json(*s.currentCommandId) : json();
   json pips = json::object();
   for (auto& [id, p] : s.pipettes) {

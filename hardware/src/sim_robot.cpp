@@ -222,6 +222,12 @@ Status SimRobot::dropTip(Mount mount) {
   return {};
 }
 
+Status SimRobot::assumeTip(Mount mount, double tipLength) {
+  if (auto ok = requireInstrument(mount); !ok) return ok;
+  sim(mount).tipLength = tipLength;
+  return {};
+}
+
 Status SimRobot::delay(double seconds) {
   if (!finite(seconds) || seconds < 0) {
     return fail(ErrorCode::kInvalidArgument, "delay must be >= 0 s, got " + std::to_string(seconds),

@@ -50,6 +50,8 @@ Result<json> runSummary(engine::EventLog& log, const std::string& runId) {
     state.commandsSucceeded = count(c, "succeeded");
     state.commandsFailed = count(c, "failed");
     state.commandsDiscarded = count(c, "discarded");
+    state.cleanupCommands = count(c, "cleanup");
+    state.cleanupFailed = count(c, "cleanupFailed");
     if (state.finish.contains("error")) state.lastError = state.finish["error"];
   } else {
     auto counts = log.countByType(runId);

@@ -12,6 +12,8 @@
 #include <thread>
 
 #include "pipeline_support.hpp"
+#include "runrec/engine/event_log.hpp"
+#include "runrec/engine/state.hpp"
 #include "support.hpp"
 
 using namespace runrec;
@@ -97,7 +99,9 @@ TEST_CASE("runrec run prints a summary, records the run, and runs/show read it b
   auto show = test::runrec("show " + s["runId"].get<std::string>().substr(0, 8) + " --json --db " + q(db));
   REQUIRE(show.exitCode == 0);
   json d = json::parse(show.out);
-  REQUIRE(d["commands"].size() == 55);
+  REQUIRE(d["commands"].size() == 56);  // 55 protocol commands, then cleanup homes
+  CHECK(d["commands"][55]["intent"] == "cleanup");
+  CHECK(d["commands"][55]["commandType"] == "home");
   for (auto key : {"id", "commandType", "params", "status", "startedAt", "completedAt", "result", "error"})
     CHECK_MESSAGE(d["commands"][0].contains(key), key);
 
@@ -189,4 +193,59 @@ TEST_CASE("the shipped seed protocol is what `runrec seed` generates") {
   json p = test::readJson(shipped);
   CHECK(p["schemaVersion"] == 8);
   CHECK(p["commands"].size() == 10005);
+}
+
+TEST_CASE("kill -9 mid-run loses nothing committed; the next engine closes the run as interrupted") {
+  auto dir = test::tempDir("cli-kill");
+  auto db = dir / "runs.db";
+  auto big = dir / "big.json";
+  REQUIRE(test::runrec("seed -n 200000 -o " + q(big)).exitCode == 0);
+  std::vector<std::string> args = {test::runrecPath(), "run", big.string(), "--db", db.string(), "--progress", "never"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid;
+  REQUIRE(posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ) == 0);
+  // Wait until the run has recorded some commands, then kill it without warning.
+  std::int64_t seen = 0;
+  for (int i = 0; i < 400 && seen < 2000; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    auto log = engine::EventLog::open(db, engine::LogOptions{engine::Sync::kNormal, true, false});
+    if (!log) continue;
+    auto runs = (*log)->runs();
+    if (runs && !runs->empty()) seen = (*log)->lastSeq(runs->front().runId).value_or(0);
+  }
+  REQUIRE(seen >= 2000);
+  kill(pid, SIGKILL);
+  int status;
+  waitpid(pid, &status, 0);
+  std::vector<engine::Event> before;
+  std::string runId;
+  {
+    auto log = engine::EventLog::open(db, engine::LogOptions{engine::Sync::kNormal, true, false});
+    REQUIRE(log);
+    runId = (*log)->runs()->front().runId;
+    before = *(*log)->events(runId);
+  }
+  REQUIRE(before.size() >= 2000);
+  CHECK(before.back().type != "runFinished");
+  // The next run on this log recovers the killed one first.
+  REQUIRE(test::runrec("seed -n 1 -o " + q(dir / "small.json")).exitCode == 0);
+  auto next = test::runrec("run " + q(dir / "small.json") + " --db " + q(db));
+  CHECK(next.exitCode == 0);
+  CHECK(next.err.find("recorded it as interrupted") != std::string::npos);
+  auto log = engine::EventLog::open(db, engine::LogOptions{engine::Sync::kNormal, true, false});
+  auto after = *(*log)->events(runId);
+  REQUIRE(after.size() > before.size());
+  for (size_t i = 0; i < before.size(); ++i) {
+    REQUIRE(after[i].seq == before[i].seq);
+    REQUIRE(after[i].type == before[i].type);
+    REQUIRE(after[i].payload == before[i].payload);
+  }
+  CHECK(after.back().payload["status"] == "interrupted");
+  // The seed has a tip on for the whole run: recovery cleanup drops it in the trash.
+  auto s = engine::fold(after);
+  CHECK_FALSE(s.pipette("pipette")->tip.has_value());
+  auto show = test::runrec("show " + runId + " --json --db " + q(db));
+  CHECK(json::parse(show.out)["status"] == "interrupted");
 }

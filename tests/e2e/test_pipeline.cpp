@@ -22,19 +22,23 @@ TEST_CASE("the seed protocol (N = 1000) runs to the end, every command recorded,
   CHECK(d["counts"]["succeeded"] == 1005);
   CHECK(d["counts"]["failed"] == 0);
   CHECK_FALSE(d.contains("foldIssues"));
-  // Every command has a start and an outcome, in protocol order.
-  REQUIRE(d["commands"].size() == 1005);
-  for (size_t i = 0; i < d["commands"].size(); ++i) {
+  // Every command has a start and an outcome, in protocol order; then cleanup homes (the
+  // tip is back in its rack, so there is nothing to drop).
+  REQUIRE(d["commands"].size() == 1006);
+  CHECK(d["commands"][1005]["intent"] == "cleanup");
+  CHECK(d["commands"][1005]["commandType"] == "home");
+  CHECK(d["counts"]["cleanup"] == 1);
+  for (size_t i = 0; i < 1005; ++i) {
     const json& c = d["commands"][i];
     REQUIRE(c["index"] == i + 1);
     REQUIRE(c["status"] == "succeeded");
     REQUIRE(c["startedAt"].is_string());
     REQUIRE(c["completedAt"].is_string());
   }
-  // Events: created, started, 2 per command, finished; sequence 1..n.
-  CHECK(d["events"] == 2 + 2 * 1005 + 1);
+  // Events: created, started, 2 per command, cleanupStarted, 2 for the home, finished.
+  CHECK(d["events"] == 2 + 2 * 1005 + 1 + 2 + 1);
   // The tip went back to the rack's A1 and nothing is attached at the end.
-  const json& last = d["commands"].back();
+  const json& last = d["commands"][1004];
   CHECK(last["commandType"] == "dropTip");
   CHECK(last["params"]["labwareId"] == "tiprack");
   CHECK(last["params"]["wellName"] == "A1");
@@ -93,7 +97,7 @@ TEST_CASE("an invalid action fails the command, ends the run failed, and nothing
   CHECK(d["error"]["errorType"] == "InvalidAction");
   CHECK(d["error"]["message"].get<std::string>().find("no tip") != std::string::npos);
   // Nothing after the failure executed; what was already in the bus is discarded (≤ N).
-  CHECK(d["commands"].size() == 4);
+  CHECK(d["commands"].size() == 4 + 1);  // + cleanup's home (no tip to drop)
   // The runner learns of the failure with its window full: at most N more were sent.
   CHECK(d["counts"]["discarded"].get<int>() <= 4);
   CHECK(run.result.sent <= 4 + 4);
@@ -153,7 +157,10 @@ TEST_CASE("a run left without an end is closed as interrupted when an engine ope
   REQUIRE(end->has_value());
   CHECK((**end).payload["status"] == "interrupted");
   CHECK((**end).payload["commandInProgress"] == "c1");
-  CHECK((**end).seq == 4);
+  auto events = (*log)->events("crashed-run");
+  REQUIRE(events);
+  CHECK((**end).seq == events->back().seq);
+  CHECK(events->at(3).type == "cleanupStarted");
 }
 
 TEST_CASE("a second engine cannot write the same log") {

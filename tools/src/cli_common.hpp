@@ -29,6 +29,11 @@ void printJson(const nlohmann::json& j);
 std::string formatDuration(const nlohmann::json& seconds);
 std::string formatRate(double perSecond);
 
+// The control endpoint of an in-process `runrec run` recording to `db`: an ipc socket in
+// /tmp named after the log's absolute path, so `runrec control --db FILE` finds it.
+std::string localControlEndpoint(const std::string& db);
+
+void addControlCommand(CLI::App& app, Globals& g, int& exitCode);
 void addRunCommand(CLI::App& app, Globals& g, int& exitCode);
 void addEngineCommand(CLI::App& app, Globals& g, int& exitCode);
 void addInspectCommands(CLI::App& app, Globals& g, int& exitCode);  // runs, show

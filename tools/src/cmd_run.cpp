@@ -1,15 +1,20 @@
 // `runrec run`, `runrec engine` and `runrec seed`.
 #include <spdlog/spdlog.h>
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <csignal>
 #include <fstream>
+#include <functional>
+#include <thread>
 #include <iostream>
 
 #include "cli_common.hpp"
 #include "runrec/bus/channel.hpp"
+#include "runrec/bus/control.hpp"
 #include "runrec/engine/engine.hpp"
 #include "runrec/hardware/sim_robot.hpp"
 #include "runrec/runner/protocol.hpp"
@@ -80,10 +85,52 @@ void printSummary(const json& s, const std::string& db) {
   std::cout << "Log        " << db << "  (runrec show " << s.value("runId", "").substr(0, 8) << ")\n";
 }
 
-std::atomic<engine::Engine*> gEngine{nullptr};
-void onSignal(int) {
-  if (auto* e = gEngine.load()) e->requestShutdown();
+// Ctrl-C / SIGTERM while a run is going: the first asks for a stop (the command in progress
+// finishes, then cleanup runs), later ones say it is already stopping. Signals are blocked
+// in every thread and taken here with sigtimedwait, so the handler can do real work.
+class StopOnSignal {
+ public:
+  explicit StopOnSignal(std::function<void()> stop) : stop_(std::move(stop)) {
+    sigemptyset(&set_);
+    sigaddset(&set_, SIGINT);
+    sigaddset(&set_, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set_, &old_);
+    thread_ = std::thread([this] {
+      int count = 0;
+      timespec tick{0, 100 * 1000 * 1000};
+      while (!done_.load()) {
+        if (sigtimedwait(&set_, nullptr, &tick) < 0) continue;
+        if (count++ == 0) {
+          std::cerr << "\nrunrec: stopping after the command in progress; cleanup will drop any tip and home "
+                       "(Ctrl-C again does not skip it)\n";
+          stop_();
+        } else {
+          std::cerr << "\nrunrec: already stopping; waiting for the command in progress and cleanup\n";
+        }
+      }
+    });
+  }
+  ~StopOnSignal() {
+    done_.store(true);
+    thread_.join();
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+
+ private:
+  std::function<void()> stop_;
+  sigset_t set_{}, old_{};
+  std::atomic<bool> done_{false};
+  std::thread thread_;
+};
+
+std::string whoAmI(const std::string& what) {
+  const char* user = std::getenv("USER");
+  char host[256] = "?";
+  gethostname(host, sizeof host - 1);
+  return what + " (" + (user ? user : "?") + "@" + host + ", pid " + std::to_string(::getpid()) + ")";
 }
+
+std::atomic<engine::Engine*> gEngine{nullptr};
 
 }  // namespace
 
@@ -98,6 +145,8 @@ void addRunCommand(CLI::App& app, Globals& g, int& exitCode) {
     std::vector<std::string> labwareDirs;
     std::string progress = "auto";
     double timeout = 0;
+    std::string postRun = "home";
+    std::string onPause = "continue";
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("run", "Run a protocol and record it (simulated OT-2 by default)");
@@ -128,7 +177,39 @@ void addRunCommand(CLI::App& app, Globals& g, int& exitCode) {
       ->capture_default_str();
   cmd->add_option("--timeout", o->timeout, "Give up if the engine does not answer for this many seconds (0: wait)")
       ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--post-run", o->postRun, "After the run (and dropping any tip in the trash): home, or stay")
+      ->check(CLI::IsMember({"home", "stay"}))
+      ->capture_default_str();
+  cmd->add_option("--on-pause", o->onPause,
+                  "A protocol's waitForResume: continue (record the pause, resume at once) or wait for "
+                  "`runrec control resume`")
+      ->check(CLI::IsMember({"continue", "wait"}))
+      ->capture_default_str();
+  cmd->footer("Ctrl-C stops the run after the command in progress; cleanup still drops any tip and homes.\n"
+              "While it runs: `runrec control pause|resume|stop|status --db FILE` (or --connect ENDPOINT).");
   cmd->callback([o, &g, &exitCode] {
+    // Signals are blocked before any thread exists (ZeroMQ's, the engine's), then taken by
+    // the watcher thread: Ctrl-C asks for a stop instead of killing the process.
+    struct StopTarget {
+      std::atomic<engine::Engine*> engine{nullptr};
+      std::string connect;
+    };
+    auto stopTarget = std::make_shared<StopTarget>();
+    stopTarget->connect = o->connect;
+    std::optional<StopOnSignal> stopper;
+    stopper.emplace([stopTarget] {
+      std::string who = whoAmI("Ctrl-C in runrec run");
+      if (auto* e = stopTarget->engine.load()) {
+        e->requestStop(who);
+        return;
+      }
+      if (stopTarget->connect.empty()) return;  // not started yet
+      auto ep = bus::controlEndpoint(stopTarget->connect);
+      if (!ep) return;
+      bus::Context own;  // this thread's own sockets
+      auto answer = bus::controlRequest(own, *ep, {{"action", "stop"}, {"requestedBy", who}});
+      if (!answer) std::cerr << "runrec: could not ask the engine to stop: " << answer.error().message << "\n";
+    });
     auto protocol = runner::loadProtocol(o->protocol);
     if (!protocol) {
       exitCode = error(protocol.error().code == runner::ErrorCode::kIo ? kBadInput : kBadInput, protocol.error().message);
@@ -151,6 +232,9 @@ void addRunCommand(CLI::App& app, Globals& g, int& exitCode) {
       eo.endpoint = "inproc://runrec-engine-" + std::to_string(::getpid());
       eo.channel = channel;
       eo.maxRuns = 1;
+      eo.controlEndpoint = localControlEndpoint(g.db);
+      eo.postRun = o->postRun == "stay" ? engine::EngineOptions::PostRun::kStay : engine::EngineOptions::PostRun::kHome;
+      eo.autoResume = o->onPause == "continue";
       for (auto& d : o->labwareDirs) eo.labwareDirs.emplace_back(d);
       auto created = engine::Engine::create(ctx, eo, std::move(*robot));
       if (!created) {
@@ -163,9 +247,10 @@ void addRunCommand(CLI::App& app, Globals& g, int& exitCode) {
         std::cerr << "runrec: run " << r << " in " << g.db << " had no end (crash?); recorded it as interrupted\n";
       endpoint = eo.endpoint;
       eng->start();
-    } else if (!o->labwareDirs.empty() || o->robot != "sim" || o->sync != "normal") {
-      exitCode = error(kBadInput, "--robot, --sync and --labware-dir belong to the engine; with --connect, pass them "
-                                  "to `runrec engine`");
+    } else if (!o->labwareDirs.empty() || o->robot != "sim" || o->sync != "normal" || o->postRun != "home" ||
+               o->onPause != "continue") {
+      exitCode = error(kBadInput, "--robot, --sync, --labware-dir, --post-run and --on-pause belong to the engine; "
+                                  "with --connect, pass them to `runrec engine`");
       return;
     }
     auto client = bus::CommandClient::connect(ctx, endpoint, channel);
@@ -179,12 +264,15 @@ void addRunCommand(CLI::App& app, Globals& g, int& exitCode) {
     runner::RunOptions ro;
     ro.onProgress = [&line](const runner::Progress& p) { line.update(p); };
     if (o->timeout > 0) ro.timeout = std::chrono::milliseconds(static_cast<long long>(o->timeout * 1000));
+    stopTarget->engine.store(eng.get());
     auto result = runner::runProtocol(**client, *protocol, ro);
     line.done();
     client->reset();
     if (eng) {
       if (!result) eng->requestShutdown();
-      if (auto st = eng->wait(); !st) {
+      auto st = eng->wait();
+      stopTarget->engine.store(nullptr);
+      if (!st) {
         exitCode = error(kSystemError, "engine: " + st.error().message);
         return;
       }
@@ -215,6 +303,8 @@ void addEngineCommand(CLI::App& app, Globals& g, int& exitCode) {
     int hwm = bus::kDefaultHwm;
     int runs = -1;
     std::vector<std::string> labwareDirs;
+    std::string postRun = "home";
+    std::string onPause = "wait";
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("engine", "Serve runs from other processes (`runrec run --connect`)");
@@ -234,9 +324,19 @@ void addEngineCommand(CLI::App& app, Globals& g, int& exitCode) {
       ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
   cmd->add_option("--runs", o->runs, "Exit after serving this many runs (default: until stopped)");
+  cmd->add_option("--post-run", o->postRun, "After each run (and dropping any tip in the trash): home, or stay")
+      ->check(CLI::IsMember({"home", "stay"}))
+      ->capture_default_str();
+  cmd->add_option("--on-pause", o->onPause, "A protocol's waitForResume: wait for `runrec control resume`, or continue")
+      ->check(CLI::IsMember({"continue", "wait"}))
+      ->capture_default_str();
   cmd->add_option("--labware-dir", o->labwareDirs, "Folder of custom labware definitions (loadName/version.json)")
       ->check(CLI::ExistingDirectory);
   cmd->callback([o, &g, &exitCode] {
+    // Ctrl-C / SIGTERM: an open run ends `stopped` (after cleanup), then the engine exits.
+    StopOnSignal stopper([] {
+      if (auto* e = gEngine.load()) e->requestShutdown();
+    });
     auto robot = makeRobot(o->robot);
     if (!robot) {
       exitCode = error(kBadInput, robot.error().message);
@@ -249,6 +349,8 @@ void addEngineCommand(CLI::App& app, Globals& g, int& exitCode) {
     eo.endpoint = o->listen;
     eo.channel.hwm = o->hwm;
     eo.maxRuns = o->runs;
+    eo.postRun = o->postRun == "stay" ? engine::EngineOptions::PostRun::kStay : engine::EngineOptions::PostRun::kHome;
+    eo.autoResume = o->onPause == "continue";
     for (auto& d : o->labwareDirs) eo.labwareDirs.emplace_back(d);
     auto created = engine::Engine::create(ctx, eo, std::move(*robot));
     if (!created) {
@@ -260,9 +362,8 @@ void addEngineCommand(CLI::App& app, Globals& g, int& exitCode) {
     for (auto& r : eng->recoveredRuns())
       std::cerr << "runrec: run " << r << " had no end (crash?); recorded it as interrupted\n";
     gEngine.store(eng.get());
-    std::signal(SIGINT, onSignal);
-    std::signal(SIGTERM, onSignal);
-    std::cerr << "runrec engine: listening on " << o->listen << ", log " << g.db << ", robot " << o->robot << "\n";
+    std::cerr << "runrec engine: listening on " << o->listen << " (control " << eng->controlEndpoint() << "), log "
+              << g.db << ", robot " << o->robot << "\n";
     eng->start();
     auto st = eng->wait();
     gEngine.store(nullptr);

@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   int exitCode = kOk;
   addRunCommand(app, g, exitCode);
   addEngineCommand(app, g, exitCode);
+  addControlCommand(app, g, exitCode);
   addInspectCommands(app, g, exitCode);
   addSeedCommand(app, exitCode);
   addBenchCommand(app, g, exitCode);

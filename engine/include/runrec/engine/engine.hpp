@@ -31,6 +31,13 @@ struct EngineOptions {
   // After a command fails the engine waits this long for the runner's `end`.
   std::chrono::milliseconds endTimeout{10000};
   std::vector<std::filesystem::path> labwareDirs;
+  // Run control (REQ/REP): "" binds bus::controlEndpoint(endpoint); "none" binds nothing.
+  std::string controlEndpoint;
+  // After a run (and its tip drop): home the robot, or leave it where it is.
+  enum class PostRun { kHome, kStay } postRun = PostRun::kHome;
+  // waitForResume in a protocol: true records a pause and resumes at once (simulation);
+  // false waits for a `resume` on the control endpoint.
+  bool autoResume = true;
 };
 
 // The run summary (docs/cli-json.md): what `runrec run --json` prints and the body of the
@@ -48,6 +55,11 @@ class Engine {
   void start();
   // Asks the writer thread to stop after the command in progress; an open run ends `stopped`.
   void requestShutdown();
+  // Stops the open run after the command in progress (as a control `stop` does), recording
+  // who asked; the engine keeps serving. Thread-safe; returns false if already stopping.
+  bool requestStop(const std::string& requestedBy);
+  // The control endpoint bound ("" when none).
+  std::string controlEndpoint() const;
   // Waits for the writer thread to end; returns its final status.
   Status wait();
 

@@ -78,7 +78,12 @@ struct RunState {
   std::optional<std::string> currentCommandId;
   nlohmann::json currentCommand;  // its commandStarted payload
 
+  // Protocol commands (intent "protocol"); cleanup commands are counted apart.
   std::int64_t commandsStarted = 0, commandsSucceeded = 0, commandsFailed = 0;
+  std::int64_t cleanupCommands = 0, cleanupFailed = 0;
+  bool inCleanup = false;                  // after cleanupStarted
+  std::string stopRequestedBy;             // after runStopRequested
+  nlohmann::json pausedBy;                 // the runPaused payload while paused
   std::int64_t commandsDiscarded = 0;
   std::optional<nlohmann::json> lastError;
 

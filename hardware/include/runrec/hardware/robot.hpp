@@ -75,6 +75,10 @@ class Robot {
   virtual Status pickUpTip(Mount mount, double tipLength) = 0;
   virtual Status dropTip(Mount mount) = 0;
 
+  // Tells the robot that a tip of `tipLength` is (or may be) on `mount`, without moving:
+  // after a crash the robot's own memory is gone but the log says a tip may be attached.
+  virtual Status assumeTip(Mount mount, double tipLength) = 0;
+
   // Waits (real or simulated time). The simulated robot returns at once.
   virtual Status delay(double seconds) = 0;
 

@@ -31,6 +31,7 @@ class SimRobot final : public Robot {
   Status blowOut(Mount mount, double flowRate) override;
   Status pickUpTip(Mount mount, double tipLength) override;
   Status dropTip(Mount mount) override;
+  Status assumeTip(Mount mount, double tipLength) override;
   Status delay(double seconds) override;
   Result<Positions> positions() override;
 

@@ -1,0 +1,273 @@
+// Run control and cleanup: pause holds the runner by backpressure, stop discards what is
+// queued, cleanup reads the fold of the committed log and drops tips whatever the moment
+// the run ends, and a crash is closed as interrupted with a cleanup from the log.
+#include <doctest/doctest.h>
+
+#include <random>
+#include <thread>
+
+#include "pipeline_support.hpp"
+#include "runrec/bus/control.hpp"
+#include "runrec/engine/engine.hpp"
+#include "runrec/hardware/sim_robot.hpp"
+#include "runrec/recorder/report.hpp"
+#include "runrec/runner/seed.hpp"
+#include "support.hpp"
+
+using namespace runrec;
+using nlohmann::json;
+
+namespace {
+
+// An engine and a runner thread over inproc, with a control client.
+struct LiveRun {
+  bus::Context ctx;
+  std::unique_ptr<engine::Engine> eng;
+  std::unique_ptr<bus::CommandClient> client;
+  std::thread runnerThread;
+  runner::Result<runner::RunResult> result = tl::unexpected(runner::Error{runner::ErrorCode::kBus, "not run"});
+  std::string endpoint, control;
+  std::filesystem::path db;
+
+  LiveRun(const json& protocolJson, const std::filesystem::path& dbPath, int hwm = 4, bool autoResume = true) : db(dbPath) {
+    static int n = 0;
+    endpoint = "inproc://life-" + std::to_string(++n);
+    engine::EngineOptions eo;
+    eo.dbPath = db;
+    eo.endpoint = endpoint;
+    eo.channel.hwm = hwm;
+    eo.maxRuns = 1;
+    eo.autoResume = autoResume;
+    auto e = engine::Engine::create(ctx, eo, std::make_unique<hardware::SimRobot>());
+    REQUIRE_MESSAGE(e.has_value(), (e ? "" : e.error().message));
+    eng = std::move(*e);
+    control = eng->controlEndpoint();
+    REQUIRE(control == endpoint + ".control");
+    eng->start();
+    auto c = bus::CommandClient::connect(ctx, endpoint, eo.channel);
+    REQUIRE(c.has_value());
+    client = std::move(*c);
+    auto protocol = runner::parseProtocol(protocolJson.dump(), "life.json");
+    REQUIRE(protocol.has_value());
+    runnerThread = std::thread([this, p = *protocol] { result = runner::runProtocol(*client, p); });
+  }
+  json ask(const std::string& action) {
+    auto a = bus::controlRequest(ctx, control, {{"action", action}, {"requestedBy", "test"}});
+    REQUIRE_MESSAGE(a.has_value(), (a ? "" : a.error().message));
+    return *a;
+  }
+  json finish() {
+    runnerThread.join();
+    REQUIRE_MESSAGE(result.has_value(), (result ? "" : result.error().message));
+    client.reset();
+    REQUIRE(eng->wait());
+    eng.reset();
+    auto log = engine::EventLog::open(db, engine::LogOptions{engine::Sync::kNormal, true, false});
+    REQUIRE(log);
+    auto d = recorder::runDetail(**log, result->runId, true);
+    REQUIRE(d);
+    auto ev = (*log)->events(result->runId);
+    REQUIRE(ev);
+    events = *ev;
+    return *d;
+  }
+  std::vector<engine::Event> events;
+};
+
+// A protocol that keeps picking up and dropping tips: stop it anywhere and a tip may be on.
+json tipChurn(int cycles) {
+  json p = runner::makeSeedProtocol(0);
+  json drop = p["commands"].back();
+  p["commands"].erase(p["commands"].size() - 1);
+  p["commands"].erase(p["commands"].size() - 1);  // the seed's pick-up
+  const char* rows = "ABCDEFGH";
+  for (int i = 0; i < cycles; ++i) {
+    std::string well = std::string(1, rows[i % 8]) + std::to_string(i / 8 + 1);
+    p["commands"].push_back({{"commandType", "pickUpTip"},
+                             {"params", {{"pipetteId", "pipette"}, {"labwareId", "tiprack"}, {"wellName", well}}}});
+    for (int k = 0; k < 3; ++k)
+      p["commands"].push_back({{"commandType", "touchTip"},
+                               {"params", {{"pipetteId", "pipette"}, {"labwareId", "plate"}, {"wellName", "H12"}}}});
+    p["commands"].push_back({{"commandType", "dropTip"},
+                             {"params", {{"pipetteId", "pipette"}, {"labwareId", "fixedTrash"}, {"wellName", "A1"}}}});
+  }
+  return p;
+}
+
+// Checks the cleanup invariants on a finished run's events.
+void checkCleanup(const std::vector<engine::Event>& events) {
+  std::int64_t cleanupAt = 0;
+  for (auto& e : events)
+    if (e.type == "cleanupStarted") cleanupAt = e.seq;
+  REQUIRE(cleanupAt > 0);
+  // Every command started before cleanup has its outcome before cleanup.
+  std::set<std::string> open;
+  for (auto& e : events) {
+    if (e.seq >= cleanupAt) break;
+    if (e.type == "commandStarted") open.insert(e.commandId);
+    if (e.type == "commandSucceeded" || e.type == "commandFailed") open.erase(e.commandId);
+  }
+  CHECK(open.empty());
+  // The fold of everything before cleanup says whether a tip is on; cleanup drops exactly then.
+  std::vector<engine::Event> before(events.begin(), events.begin() + (cleanupAt - 1));
+  engine::RunState s = engine::fold(before);
+  bool tipOn = s.pipette("pipette") && s.pipette("pipette")->tip.has_value();
+  int drops = 0;
+  for (auto& e : events)
+    if (e.seq > cleanupAt && e.type == "commandStarted" && e.payload["intent"] == "cleanup" &&
+        e.payload["commandType"] == "dropTip")
+      drops++;
+  CHECK(drops == (tipOn ? 1 : 0));
+  CHECK(events.back().type == "runFinished");
+  CHECK_FALSE(engine::fold(events).pipette("pipette")->tip.has_value());
+}
+
+}  // namespace
+
+TEST_CASE("pause holds the runner at the window; resume finishes; both are recorded with who asked") {
+  auto dir = test::tempDir("pause");
+  LiveRun run(runner::makeSeedProtocol(3000), dir / "runs.db", 4);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  json a = run.ask("pause");
+  CHECK(a["ok"] == true);
+  // While paused no command starts, and the runner is blocked with N in flight.
+  auto startedNow = [&] { return run.ask("status")["run"]["counts"]["started"].get<long>(); };
+  long s1 = startedNow();
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  CHECK(startedNow() == s1);
+  CHECK(run.ask("status")["run"]["paused"] == true);
+  CHECK(run.ask("resume")["ok"] == true);
+  json d = run.finish();
+  CHECK(d["status"] == "succeeded");
+  CHECK(d["counts"]["succeeded"] == 3005);
+  int paused = 0, resumed = 0;
+  for (auto& e : run.events) {
+    if (e.type == "runPaused" && e.payload["requestedBy"] == "test") paused++;
+    if (e.type == "runResumed" && e.payload["requestedBy"] == "test") resumed++;
+  }
+  CHECK(paused == 1);
+  CHECK(resumed == 1);
+  CHECK(run.result->maxInFlight <= 4);
+  checkCleanup(run.events);
+}
+
+TEST_CASE("stop ends the run stopped: queued commands are discarded (at most N) and cleanup drops the tip") {
+  auto dir = test::tempDir("stop");
+  LiveRun run(runner::makeSeedProtocol(20000), dir / "runs.db", 8);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  CHECK(run.ask("stop")["ok"] == true);
+  json d = run.finish();
+  CHECK(d["status"] == "stopped");
+  CHECK(d["reason"].get<std::string>().find("test") != std::string::npos);
+  CHECK(d["counts"]["discarded"].get<int>() <= 8);
+  CHECK(d["counts"]["succeeded"].get<int>() < 20005);
+  CHECK(d["counts"]["cleanup"] == 2);  // drop the tip, home
+  // Stop, cleanup plan and terminal event, in that order.
+  bool sawStop = false;
+  for (auto& e : run.events)
+    if (e.type == "runStopRequested") {
+      sawStop = true;
+      CHECK(e.payload["requestedBy"] == "test");
+    }
+  CHECK(sawStop);
+  checkCleanup(run.events);
+  CHECK(d["state"]["pipettes"]["pipette"]["tip"].is_null());
+}
+
+TEST_CASE("a failed command still gets cleanup from the folded state") {
+  auto dir = test::tempDir("failclean");
+  json p = runner::makeSeedProtocol(50);
+  p["commands"].insert(p["commands"].begin() + 10,
+                       json{{"commandType", "aspirate"},
+                            {"params", {{"pipetteId", "pipette"}, {"labwareId", "plate"}, {"wellName", "A1"},
+                                        {"volume", 1000}, {"flowRate", 50}}}});
+  LiveRun run(p, dir / "runs.db", 4);
+  json d = run.finish();
+  CHECK(d["status"] == "failed");
+  checkCleanup(run.events);
+}
+
+TEST_CASE("whatever moment a run is stopped at, cleanup sees every tip event (the seed's race)") {
+  auto dir = test::tempDir("race");
+  std::mt19937 rng(12345);
+  for (int i = 0; i < 12; ++i) {
+    CAPTURE(i);
+    LiveRun run(tipChurn(90), dir / ("runs-" + std::to_string(i) + ".db"), 1 + static_cast<int>(rng() % 16));
+    std::this_thread::sleep_for(std::chrono::microseconds(rng() % 30000));
+    run.ask("stop");
+    json d = run.finish();
+    CHECK((d["status"] == "stopped" || d["status"] == "succeeded"));
+    checkCleanup(run.events);
+  }
+}
+
+TEST_CASE("waitForResume pauses until resumed when the engine waits for an operator") {
+  auto dir = test::tempDir("wait");
+  json p = runner::makeSeedProtocol(10);
+  p["commands"].insert(p["commands"].begin() + 5, json{{"commandType", "waitForResume"}, {"params", {{"message", "add reagent"}}}});
+  LiveRun run(p, dir / "runs.db", 4, /*autoResume=*/false);
+  for (int i = 0; i < 200 && run.ask("status")["run"]["paused"] != true; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  json st = run.ask("status")["run"];
+  CHECK(st["paused"] == true);
+  CHECK(st["counts"]["succeeded"] == 6);
+  run.ask("resume");
+  json d = run.finish();
+  CHECK(d["status"] == "succeeded");
+  bool pausedByProtocol = false;
+  for (auto& e : run.events)
+    if (e.type == "runPaused" && e.payload["requestedBy"] == "protocol" && e.payload["message"] == "add reagent")
+      pausedByProtocol = true;
+  CHECK(pausedByProtocol);
+}
+
+TEST_CASE("a run cut off mid pick-up is closed as interrupted, homing and dropping the maybe-tip") {
+  auto dir = test::tempDir("recover");
+  auto db = dir / "runs.db";
+  {
+    // A real run, then append by hand what a crash during a pick-up leaves: a start, no outcome.
+    auto run = test::runInProcess(runner::makeSeedProtocol(2), db);
+    auto log = engine::EventLog::open(db);
+    REQUIRE(log);
+    auto& l = **log;
+    REQUIRE(l.begin());
+    REQUIRE(l.createRun({"cut-off", engine::nowTimestamp(), "p", run.detail["protocolName"].get<std::string>() == "" ? "x" : "sha", "sim"}, "p.json", "{}"));
+    auto events = l.events(run.result.runId);
+    REQUIRE(events);
+    // Replay the first 10 events (created .. load commands) under the new run id.
+    std::int64_t seq = 0;
+    for (auto& e : *events) {
+      if (e.type == "runFinished" || e.type == "cleanupStarted") break;
+      if (e.payload.value("commandType", "") == "pickUpTip" && e.type == "commandStarted") {
+        REQUIRE(l.append({"cut-off", ++seq, e.type, engine::nowTimestamp(), e.commandId, e.payload}));
+        break;
+      }
+      REQUIRE(l.append({"cut-off", ++seq, e.type, engine::nowTimestamp(), e.commandId, e.payload}));
+    }
+    REQUIRE(l.commit());
+  }
+  bus::Context ctx;
+  engine::EngineOptions eo;
+  eo.dbPath = db;
+  eo.endpoint = "inproc://recover-test";
+  auto eng = engine::Engine::create(ctx, eo, std::make_unique<hardware::SimRobot>());
+  REQUIRE_MESSAGE(eng.has_value(), (eng ? "" : eng.error().message));
+  REQUIRE((*eng)->recoveredRuns() == std::vector<std::string>{"cut-off"});
+  eng->reset();
+  auto log = engine::EventLog::open(db, engine::LogOptions{engine::Sync::kNormal, true, false});
+  auto events = (*log)->events("cut-off");
+  REQUIRE(events);
+  std::vector<std::string> cleanupTypes;
+  json plan;
+  for (auto& e : *events) {
+    if (e.type == "cleanupStarted") plan = e.payload;
+    if (e.type == "commandStarted" && e.payload["intent"] == "cleanup") cleanupTypes.push_back(e.payload["commandType"]);
+  }
+  CHECK(plan["homeFirst"] == true);
+  REQUIRE(plan["assumptions"].size() >= 1);
+  CHECK(plan["assumptions"][0].get<std::string>().find("may have a tip attached") != std::string::npos);
+  CHECK(cleanupTypes == std::vector<std::string>{"home", "dropTip", "home"});
+  CHECK(events->back().type == "runFinished");
+  CHECK(events->back().payload["status"] == "interrupted");
+  CHECK(events->back().payload["commandInProgress"].is_string());
+}
