@@ -13,6 +13,7 @@
 #include "runrec/recorder/report.hpp"
 #include "runrec/runner/seed.hpp"
 #include "support.hpp"
+#include "tracking_robot.hpp"
 
 using namespace runrec;
 using nlohmann::json;
@@ -29,7 +30,12 @@ struct LiveRun {
   std::string endpoint, control;
   std::filesystem::path db;
 
-  LiveRun(const json& protocolJson, const std::filesystem::path& dbPath, int hwm = 4, bool autoResume = true) : db(dbPath) {
+  std::shared_ptr<test::PhysicalTips> tips = std::make_shared<test::PhysicalTips>();
+
+  LiveRun(const json& protocolJson, const std::filesystem::path& dbPath, int hwm = 4, bool autoResume = true,
+          long failAtMove = -1)
+      : db(dbPath) {
+    tips->failAtMove = failAtMove;
     static int n = 0;
     endpoint = "inproc://life-" + std::to_string(++n);
     engine::EngineOptions eo;
@@ -38,7 +44,7 @@ struct LiveRun {
     eo.channel.hwm = hwm;
     eo.maxRuns = 1;
     eo.autoResume = autoResume;
-    auto e = engine::Engine::create(ctx, eo, std::make_unique<hardware::SimRobot>());
+    auto e = engine::Engine::create(ctx, eo, std::make_unique<test::TrackingRobot>(tips));
     REQUIRE_MESSAGE(e.has_value(), (e ? "" : e.error().message));
     eng = std::move(*e);
     control = eng->controlEndpoint();
@@ -119,7 +125,8 @@ void checkCleanup(const std::vector<engine::Event>& events) {
       drops++;
   CHECK(drops == (tipOn ? 1 : 0));
   CHECK(events.back().type == "runFinished");
-  CHECK_FALSE(engine::fold(events).pipette("pipette")->tip.has_value());
+  engine::RunState end = engine::fold(events);
+  if (end.pipette("pipette")) CHECK_FALSE(end.pipette("pipette")->tip.has_value());
 }
 
 }  // namespace
@@ -128,8 +135,8 @@ TEST_CASE("pause holds the runner at the window; resume finishes; both are recor
   auto dir = test::tempDir("pause");
   LiveRun run(runner::makeSeedProtocol(3000), dir / "runs.db", 4);
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  json a = run.ask("pause");
-  CHECK(a["ok"] == true);
+  json answer = run.ask("pause");
+  CHECK(answer["ok"] == true);
   // While paused no command starts, and the runner is blocked with N in flight.
   auto startedNow = [&] { return run.ask("status")["run"]["counts"]["started"].get<long>(); };
   long s1 = startedNow();
@@ -149,6 +156,19 @@ TEST_CASE("pause holds the runner at the window; resume finishes; both are recor
   CHECK(resumed == 1);
   CHECK(run.result->maxInFlight <= 4);
   checkCleanup(run.events);
+  // The same as a run never paused: same commands, results and final state.
+  auto plain = test::runInProcess(runner::makeSeedProtocol(3000), dir / "plain.db", 4);
+  json a = d["state"], b = plain.detail["state"];
+  a.erase("runId");
+  b.erase("runId");
+  a.erase("lastSeq");  // the paused run has two more events (runPaused, runResumed)
+  b.erase("lastSeq");
+  CHECK(a == b);
+  REQUIRE(d["commands"].size() == plain.detail["commands"].size());
+  for (size_t i = 0; i < d["commands"].size(); ++i) {
+    REQUIRE(d["commands"][i]["params"] == plain.detail["commands"][i]["params"]);
+    REQUIRE(d["commands"][i]["result"] == plain.detail["commands"][i]["result"]);
+  }
 }
 
 TEST_CASE("stop ends the run stopped: queued commands are discarded (at most N) and cleanup drops the tip") {
@@ -187,18 +207,64 @@ TEST_CASE("a failed command still gets cleanup from the folded state") {
   checkCleanup(run.events);
 }
 
-TEST_CASE("whatever moment a run is stopped at, cleanup sees every tip event (the seed's race)") {
+// Runs in the default tier; RUNREC_SLOW=1 (ctest -L slow) runs the slow tier.
+int tier(int dflt, int slow) {
+  const char* e = std::getenv("RUNREC_SLOW");
+  return e && std::string(e) == "1" ? slow : dflt;
+}
+
+// The seed's race, as a proof: whatever moment a run ends at, the tips cleanup drops are
+// exactly the tips the robot physically carried (tracked by the robot, not the engine).
+void checkPhysical(const LiveRun& run) {
+  CHECK(run.tips->carried[0] == 0);          // nothing left on the robot
+  CHECK(run.tips->carried[1] == 0);
+  CHECK(run.tips->dropsWithoutTip == 0);     // no drop of a tip that was not there
+  int terminal = 0;
+  for (auto& e : run.events) terminal += e.type == "runFinished";
+  CHECK(terminal == 1);
+  CHECK(run.events.back().type == "runFinished");
+}
+
+TEST_CASE("stopped at random moments with the bus full, cleanup drops exactly the tips the robot carried") {
   auto dir = test::tempDir("race");
   std::mt19937 rng(12345);
-  for (int i = 0; i < 12; ++i) {
+  int runs = tier(50, 500), stoppedWithTip = 0;
+  for (int i = 0; i < runs; ++i) {
     CAPTURE(i);
-    LiveRun run(tipChurn(90), dir / ("runs-" + std::to_string(i) + ".db"), 1 + static_cast<int>(rng() % 16));
-    std::this_thread::sleep_for(std::chrono::microseconds(rng() % 30000));
+    LiveRun run(tipChurn(40), dir / ("runs-" + std::to_string(i) + ".db"), 1 + static_cast<int>(rng() % 4));
+    std::this_thread::sleep_for(std::chrono::microseconds(rng() % 15000));
     run.ask("stop");
     json d = run.finish();
     CHECK((d["status"] == "stopped" || d["status"] == "succeeded"));
     checkCleanup(run.events);
+    checkPhysical(run);
+    if (d["status"] == "stopped" && d["counts"]["cleanup"] == 2) stoppedWithTip++;
+    std::filesystem::remove(run.db);
   }
+  // The proof means something only if many runs were cut off with a tip on.
+  CHECK(stoppedWithTip > runs / 4);
+}
+
+TEST_CASE("hardware failures at random moves: the run fails cleanly and cleanup drops the carried tip") {
+  auto dir = test::tempDir("hwfail");
+  std::mt19937 rng(777);
+  int runs = tier(30, 300), failed = 0;
+  for (int i = 0; i < runs; ++i) {
+    long failAt = 1 + static_cast<long>(rng() % 600);
+    CAPTURE(failAt);
+    LiveRun run(tipChurn(40), dir / ("runs-" + std::to_string(i) + ".db"), 2, true, failAt);
+    json d = run.finish();
+    if (run.tips->moves >= failAt) {
+      CHECK(d["status"] == "failed");
+      CHECK(d["error"]["errorType"] == "Hardware");
+      CHECK(d["error"]["message"].get<std::string>().find("ALARM") != std::string::npos);
+      failed++;
+    }
+    checkCleanup(run.events);
+    checkPhysical(run);
+    std::filesystem::remove(run.db);
+  }
+  CHECK(failed > runs / 3);
 }
 
 TEST_CASE("waitForResume pauses until resumed when the engine waits for an operator") {

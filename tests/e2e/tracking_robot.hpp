@@ -1,0 +1,63 @@
+// A robot for tests: wraps the simulated robot and tracks, independently of the engine,
+// the tips it physically carries, and can inject a hardware failure on the Nth move.
+#pragma once
+
+#include <atomic>
+#include <memory>
+
+#include "runrec/hardware/sim_robot.hpp"
+
+namespace runrec::test {
+
+struct PhysicalTips {
+  std::atomic<int> carried[2] = {0, 0};   // per mount: 1 while a tip is on
+  std::atomic<int> pickUps{0}, drops{0};
+  std::atomic<int> dropsWithoutTip{0};    // a drop where no tip was physically on
+  std::atomic<long> moves{0};
+  long failAtMove = -1;                   // inject an ALARM on this move (-1: never)
+};
+
+class TrackingRobot final : public hardware::Robot {
+ public:
+  explicit TrackingRobot(std::shared_ptr<PhysicalTips> t) : t_(std::move(t)) {}
+  std::string describe() const override { return "sim (tracked)"; }
+  hardware::Status attachInstrument(hardware::Mount m, const hardware::PipetteSpec* s) override {
+    return sim_.attachInstrument(m, s);
+  }
+  hardware::Status home() override { return sim_.home(); }
+  hardware::Status moveTo(hardware::Mount m, const hardware::Point& p, std::optional<double> speed) override {
+    if (++t_->moves == t_->failAtMove)
+      return hardware::fail(hardware::ErrorCode::kAlarm, "ALARM: Hard limit (injected on move " +
+                                                             std::to_string(t_->failAtMove) + ")");
+    return sim_.moveTo(m, p, speed);
+  }
+  hardware::Status preparePlunger(hardware::Mount m) override { return sim_.preparePlunger(m); }
+  hardware::Status aspirate(hardware::Mount m, double v, double f) override { return sim_.aspirate(m, v, f); }
+  hardware::Status dispense(hardware::Mount m, double v, double f) override { return sim_.dispense(m, v, f); }
+  hardware::Status blowOut(hardware::Mount m, double f) override { return sim_.blowOut(m, f); }
+  hardware::Status pickUpTip(hardware::Mount m, double len) override {
+    auto st = sim_.pickUpTip(m, len);
+    if (st) {
+      t_->carried[idx(m)] = 1;
+      t_->pickUps++;
+    }
+    return st;
+  }
+  hardware::Status dropTip(hardware::Mount m) override {
+    if (t_->carried[idx(m)] == 0) t_->dropsWithoutTip++;
+    t_->carried[idx(m)] = 0;
+    t_->drops++;
+    (void)sim_.assumeTip(m, 50);  // physically, an eject works whatever the robot believes
+    return sim_.dropTip(m);
+  }
+  hardware::Status assumeTip(hardware::Mount m, double len) override { return sim_.assumeTip(m, len); }
+  hardware::Status delay(double s) override { return sim_.delay(s); }
+  hardware::Result<hardware::Positions> positions() override { return sim_.positions(); }
+
+ private:
+  static int idx(hardware::Mount m) { return m == hardware::Mount::kLeft ? 0 : 1; }
+  hardware::SimRobot sim_;
+  std::shared_ptr<PhysicalTips> t_;
+};
+
+}  // namespace runrec::test
