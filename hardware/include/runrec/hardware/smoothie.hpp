@@ -1,0 +1,161 @@
+// The OT-2 Smoothieware driver and the Robot built on it.
+//
+// SmoothieDriver holds the G-code conversation as Opentrons' driver does: one command
+// line at a time (several G-codes, then M400), each waiting for `ok\r\nok\r\n` with a
+// timeout and bounded retries. `error` / `ALARM` replies become kBoardError / kAlarm on
+// the command that caused them, after which the driver resets the board (M999) and homes
+// the axis the alarm named; silence past the timeout is kTimeout, a vanished port or
+// garbage in a reply kCommunication. It keeps the axis positions it commanded (3
+// decimals, as sent) and the currents per axis.
+//
+// SmoothieRobot implements Robot over the driver with Opentrons' motion recipes (homing
+// order, currents per axis and pipette, plunger backlash, tip pick-up press and retract,
+// drop-tip eject and plunger re-home). Deck points map to axes as SimRobot's do.
+// Neither class is thread-safe: the engine's writer thread owns the robot.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "runrec/hardware/robot.hpp"
+#include "runrec/hardware/serial_port.hpp"
+#include "runrec/hardware/virtual_smoothie.hpp"
+
+namespace runrec::hardware {
+
+// Axis order A B C X Y Z: alphabetical, as the G-code lists them.
+enum SmoothieAxis { kAxisA, kAxisB, kAxisC, kAxisX, kAxisY, kAxisZ, kSmoothieAxes };
+using AxisArray = std::array<double, kSmoothieAxes>;
+using AxisTargets = std::array<std::optional<double>, kSmoothieAxes>;
+
+struct SmoothieDriverOptions {
+  std::chrono::milliseconds ackTimeout{5000};     // per attempt, plus the expected motion time
+  std::chrono::milliseconds homeTimeout{120000};  // G28.2 is acknowledged when homing ends
+  int retries = 3;                                // re-sends after a timeout
+};
+
+class SmoothieDriver {
+ public:
+  explicit SmoothieDriver(std::unique_ptr<SerialPort> port, SmoothieDriverOptions options = {});
+
+  // Sends one command line (G-codes separated by spaces; " M400" is appended) and waits for
+  // its acknowledgement. Returns the reply text before the final acknowledgement. Typed
+  // errors as described above. `expectedSeconds` lengthens the timeout for long moves.
+  Result<std::string> command(std::string_view codes, double expectedSeconds = 0);
+
+  // G0 to the given targets (axes without a value, or already there, do not move). The
+  // line carries the currents (M907 + G4 P0.005), an optional feed (mm/s, restored to the
+  // default after), and the plunger backlash pre-move when a plunger moves up. Nothing is
+  // sent when no axis moves.
+  // Returns whether a line was sent.
+  Result<bool> move(const AxisTargets& target, const AxisArray& currents, std::optional<double> speed = std::nullopt);
+  // M907 for every axis + G4 P0.005.
+  Status setCurrents(const AxisArray& currents);
+  // G28.2 of `axes` (e.g. "AZ") with the given currents, then the homed positions.
+  Status home(std::string_view axes, const AxisArray& currents);
+  // M114.2: reads the board's positions into the cache and returns them.
+  Result<AxisArray> updatePosition();
+  // M371 / M369 for a mount: the model / id string (empty: no instrument).
+  Result<std::string> readInstrument(Mount mount, bool model);
+  // M999.
+  Status reset();
+
+  const AxisArray& position() const { return position_; }
+  void setPosition(int axis, double value) { position_[axis] = value; }
+  long linesSent() const { return linesSent_; }
+  std::string describe() const { return port_->describe(); }
+
+ private:
+  Result<std::string> transact(std::string_view line, std::chrono::milliseconds timeout, bool homing);
+  Status recoverFromError(std::string_view line, std::string_view reply);
+  void appendCurrents(const AxisArray& currents);
+
+  std::unique_ptr<SerialPort> port_;
+  SmoothieDriverOptions options_;
+  AxisArray position_{};
+  std::string line_, reply_;  // reused buffers
+  long linesSent_ = 0;
+  bool recovering_ = false;
+};
+
+// Decodes the hex ASCII of an M369/M371 answer ("L:7032305f..." -> "p20_...").
+std::string decodeInstrumentHex(std::string_view hex);
+std::string encodeInstrumentHex(std::string_view text);
+
+struct SmoothieRobotOptions {
+  // Check at the first motion that the board reports, on each mount with a pipette, a
+  // model of the same pipette name (off for the in-process simulation).
+  bool verifyInstruments = true;
+  std::string name = "smoothie";
+  // The in-process board, kept alive with the robot (makeSimulatedSmoothieRobot).
+  std::shared_ptr<VirtualSmoothie> board;
+};
+
+class SmoothieRobot final : public Robot {
+ public:
+  SmoothieRobot(std::unique_ptr<SmoothieDriver> driver, SmoothieRobotOptions options = {});
+
+  std::string describe() const override { return options_.name; }
+  Status attachInstrument(Mount mount, const PipetteSpec* spec) override;
+  Status home() override;
+  Status moveTo(Mount mount, const Point& target, std::optional<double> speed) override;
+  Status preparePlunger(Mount mount) override;
+  Status aspirate(Mount mount, double volume, double flowRate) override;
+  Status dispense(Mount mount, double volume, double flowRate) override;
+  Status blowOut(Mount mount, double flowRate) override;
+  Status pickUpTip(Mount mount, double tipLength) override;
+  Status dropTip(Mount mount) override;
+  Status assumeTip(Mount mount, double tipLength) override;
+  Status delay(double seconds) override;
+  Result<Positions> positions() override;
+
+  SmoothieDriver& driver() { return *driver_; }
+  VirtualSmoothie* board() { return options_.board.get(); }
+
+ private:
+  struct MountState {
+    const PipetteSpec* spec = nullptr;
+    double tipLength = 0;
+    double volume = 0;
+    bool plungerReady = false;
+    bool checked = false;  // instrument read from the board since attach
+  };
+  MountState& state(Mount m) { return m == Mount::kLeft ? left_ : right_; }
+  const MountState& state(Mount m) const { return m == Mount::kLeft ? left_ : right_; }
+
+  Status ensureReady();
+  Status scanInstruments();
+  Status requireInstrument(Mount mount) const;
+  AxisArray idleCurrents() const;
+  AxisArray with(int axis, double current) const;
+  Status axisMove(int axis, double target, double current, std::optional<double> speed);
+  Status plungerMove(Mount mount, double target, double current, std::optional<double> speed);
+  Status homeAxis(int axis, double current);
+  Status fastHome(int axis, double margin, double current);
+  Status homePlunger(Mount mount);
+  Status retract(Mount mount, double margin);
+  ::runrec::hardware::MountState stateOf(Mount mount) const;
+
+  std::unique_ptr<SmoothieDriver> driver_;
+  SmoothieRobotOptions options_;
+  MountState left_, right_;
+  bool homed_ = false;
+  int pendingScans_ = 0;
+  std::optional<Mount> lastMoved_;
+};
+
+// `--robot sim`: a SmoothieRobot on an in-process VirtualSmoothie (instant motion, no
+// instrument check). `onLine`, if set, sees every line the driver sends.
+std::unique_ptr<Robot> makeSimulatedSmoothieRobot(VirtualSmoothieOptions board = {},
+                                                  std::function<void(std::string_view)> onLine = {},
+                                                  bool verifyInstruments = false);
+
+// `--robot serial:DEVICE`: opens the device with libserialport.
+Result<std::unique_ptr<Robot>> makeSerialSmoothieRobot(const std::string& device);
+
+}  // namespace runrec::hardware
