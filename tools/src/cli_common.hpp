@@ -39,5 +39,6 @@ void addEngineCommand(CLI::App& app, Globals& g, int& exitCode);
 void addInspectCommands(CLI::App& app, Globals& g, int& exitCode);  // runs, show
 void addSeedCommand(CLI::App& app, int& exitCode);
 void addBenchCommand(CLI::App& app, Globals& g, int& exitCode);
+void addHardwareCommands(CLI::App& app, Globals& g, int& exitCode);  // smoothie, gcode
 
 }  // namespace runrec::cli
