@@ -16,6 +16,8 @@
 
 #include "executor.hpp"
 #include "runrec/bus/control.hpp"
+#include "runrec/bus/events.hpp"
+#include "runrec/engine/history.hpp"
 
 namespace runrec::engine {
 
@@ -130,6 +132,10 @@ struct Engine::Impl {
   std::unique_ptr<hardware::Robot> robot;
   std::unique_ptr<bus::CommandServer> server;
   std::unique_ptr<bus::ControlServer> control;
+  // Live events (docs/events-wire.md): the PUB socket (writer thread only) and the history
+  // server (its own thread and log connection).
+  std::unique_ptr<bus::EventPublisher> events;
+  std::unique_ptr<HistoryServer> history;
   hardware::LabwareLibrary library;
   std::atomic<bool> shutdown{false};
   std::mutex holdMutex;
@@ -147,12 +153,15 @@ struct Engine::Impl {
   bool runOpen = false;
   bool paused = false;
   std::vector<bus::Message> pendingReplies;  // sent after the next commit
+  std::vector<std::pair<std::string, std::string>> pendingEvents;  // (topic, body), published after the next commit
   int cleanupSeq = 0;
 
   Status record(const std::string& type, json payload, const std::string& commandId = "") {
     if (auto st = log->begin(); !st) return st;
     Event e{state.runId, state.lastSeq + 1, type, nowTimestamp(), commandId, std::move(payload)};
     if (auto st = log->append(e); !st) return st;
+    // Live events: encoded now, published by flush() once committed.
+    if (events) pendingEvents.emplace_back(bus::eventTopic(e.runId, e.type), bus::encodeEvent(toRunEvent(e)));
     apply(state, e);
     return {};
   }
@@ -160,6 +169,9 @@ struct Engine::Impl {
   // Commits what is pending, then sends the replies that waited for it.
   Status flush() {
     if (auto st = log->commit(); !st) return st;
+    // Live events, in order, only after they are committed. Never blocks (PUB drops at HWM).
+    for (auto& [topic, body] : pendingEvents) events->publish(topic, body);
+    pendingEvents.clear();
     for (auto& m : pendingReplies) {
       if (auto st = server->reply(m); !st)
         spdlog::warn("engine: could not send {} for run {} to the runner: {}", bus::toString(m.type), m.runId,
@@ -647,6 +659,21 @@ Result<std::unique_ptr<Engine>> Engine::create(bus::Context& ctx, EngineOptions 
     if (!control) return fail(ErrorCode::kBus, control.error().message);
     impl->control = std::move(*control);
   }
+  // Live events: PUB on eventsEndpoint, history (REQ/REP) beside it.
+  if (!options.eventsEndpoint.empty()) {
+    std::string hist = options.historyEndpoint;
+    if (hist.empty()) {
+      auto derived = bus::historyEndpoint(options.eventsEndpoint);
+      if (!derived) return fail(ErrorCode::kBus, derived.error().message);
+      hist = *derived;
+    }
+    auto pub = bus::EventPublisher::bind(ctx, options.eventsEndpoint, options.eventsHwm);
+    if (!pub) return fail(ErrorCode::kBus, pub.error().message);
+    impl->events = std::move(*pub);
+    auto history = HistoryServer::start(ctx, options.dbPath, hist);
+    if (!history) return tl::unexpected(history.error());
+    impl->history = std::move(*history);
+  }
   std::unique_ptr<Engine> engine(new Engine(std::move(impl)));
   engine->recovered_ = std::move(*recovered);
   return engine;
@@ -678,6 +705,8 @@ Status Engine::wait() {
 bool Engine::requestStop(const std::string& requestedBy) { return impl_->requestStop(requestedBy); }
 
 std::string Engine::controlEndpoint() const { return impl_->control ? impl_->control->endpoint() : std::string(); }
+std::string Engine::eventsEndpoint() const { return impl_->events ? impl_->events->endpoint() : std::string(); }
+std::string Engine::historyEndpoint() const { return impl_->history ? impl_->history->endpoint() : std::string(); }
 
 void Engine::hold() {
   std::lock_guard lk(impl_->holdMutex);

@@ -38,6 +38,14 @@ struct EngineOptions {
   // waitForResume in a protocol: true records a pause and resumes at once (simulation);
   // false waits for a `resume` on the control endpoint.
   bool autoResume = true;
+  // Live events (docs/events-wire.md): publish every event after it is committed on a PUB
+  // socket bound here ("" = publish nothing), and answer history requests on
+  // historyEndpoint ("" = bus::historyEndpoint(eventsEndpoint)) from its own thread and its
+  // own read-only connection to the log. eventsHwm: messages queued per subscriber; a
+  // subscriber further behind misses live events and backfills them from history.
+  std::string eventsEndpoint;
+  std::string historyEndpoint;
+  int eventsHwm = 10000;
 };
 
 // The run summary (docs/cli-json.md): what `runrec run --json` prints and the body of the
@@ -60,6 +68,9 @@ class Engine {
   bool requestStop(const std::string& requestedBy);
   // The control endpoint bound ("" when none).
   std::string controlEndpoint() const;
+  // The event and history endpoints bound ("" when none).
+  std::string eventsEndpoint() const;
+  std::string historyEndpoint() const;
   // Waits for the writer thread to end; returns its final status.
   Status wait();
 
