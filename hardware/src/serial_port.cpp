@@ -2,7 +2,13 @@
 // and the recording wrapper.
 #include "runrec/hardware/serial_port.hpp"
 
+#include <fcntl.h>
 #include <libserialport.h>
+#include <poll.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <algorithm>
 #include <cstring>
@@ -66,6 +72,78 @@ class LibSerialPort final : public SerialPort {
   sp_port* port_;
   std::string device_;
 };
+
+// Pseudo-terminals: libserialport looks every device up in sysfs, where ptys have no
+// entry, and refuses them. This port gives them the same settings through termios.
+class TermiosPort final : public SerialPort {
+ public:
+  TermiosPort(int fd, std::string device) : fd_(fd), device_(std::move(device)) {}
+  ~TermiosPort() override { close(); }
+  Status write(std::string_view bytes) override {
+    if (fd_ < 0) return fail(ErrorCode::kCommunication, device_ + ": port is closed");
+    std::size_t done = 0;
+    while (done < bytes.size()) {
+      ssize_t n = ::write(fd_, bytes.data() + done, bytes.size() - done);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN) {
+          pollfd p{fd_, POLLOUT, 0};
+          if (::poll(&p, 1, 5000) <= 0) return fail(ErrorCode::kCommunication, device_ + ": write timed out");
+          continue;
+        }
+        return fail(ErrorCode::kCommunication, device_ + ": write: " + std::strerror(errno));
+      }
+      done += static_cast<std::size_t>(n);
+    }
+    return {};
+  }
+  Result<std::size_t> read(char* buffer, std::size_t size, std::chrono::milliseconds timeout) override {
+    if (fd_ < 0) return fail(ErrorCode::kCommunication, device_ + ": port is closed");
+    pollfd p{fd_, POLLIN, 0};
+    int r = ::poll(&p, 1, static_cast<int>(std::max<long long>(0, timeout.count())));
+    if (r < 0) {
+      if (errno == EINTR) return std::size_t{0};
+      return fail(ErrorCode::kCommunication, device_ + ": poll: " + std::strerror(errno));
+    }
+    if (r == 0) return std::size_t{0};
+    if ((p.revents & (POLLHUP | POLLERR | POLLNVAL)) && !(p.revents & POLLIN))
+      return fail(ErrorCode::kCommunication, device_ + ": the other end hung up");
+    ssize_t n = ::read(fd_, buffer, size);
+    if (n < 0) {
+      if (errno == EINTR || errno == EAGAIN) return std::size_t{0};
+      return fail(ErrorCode::kCommunication, device_ + ": read: " + std::strerror(errno));
+    }
+    if (n == 0) return fail(ErrorCode::kCommunication, device_ + ": the other end hung up");
+    return static_cast<std::size_t>(n);
+  }
+  void close() override {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+  std::string describe() const override { return device_; }
+
+ private:
+  int fd_;
+  std::string device_;
+};
+
+Result<std::unique_ptr<SerialPort>> openTermios(const std::string& device) {
+  int fd = ::open(device.c_str(), O_RDWR | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0) return fail(ErrorCode::kCommunication, device + ": cannot open: " + std::strerror(errno), {{"device", device}});
+  termios tio{};
+  if (::tcgetattr(fd, &tio) != 0) {
+    std::string msg = device + ": not a terminal: " + std::strerror(errno);
+    ::close(fd);
+    return fail(ErrorCode::kCommunication, msg, {{"device", device}});
+  }
+  ::cfmakeraw(&tio);
+  tio.c_cflag &= ~static_cast<tcflag_t>(PARENB | CSTOPB | CSIZE | CRTSCTS);
+  tio.c_cflag |= CS8 | CLOCAL | CREAD;
+  ::cfsetispeed(&tio, B115200);
+  ::cfsetospeed(&tio, B115200);
+  ::tcsetattr(fd, TCSANOW, &tio);
+  return std::unique_ptr<SerialPort>(std::make_unique<TermiosPort>(fd, device));
+}
 
 class LoopbackPort final : public SerialPort {
  public:
@@ -133,9 +211,11 @@ class RecordingPort final : public SerialPort {
 
 Result<std::unique_ptr<SerialPort>> openSerialPort(const std::string& device) {
   sp_port* port = nullptr;
-  if (sp_return r = sp_get_port_by_name(device.c_str(), &port); r != SP_OK)
+  if (sp_return r = sp_get_port_by_name(device.c_str(), &port); r != SP_OK) {
+    if (device.rfind("/dev/pts/", 0) == 0) return openTermios(device);
     return fail(ErrorCode::kCommunication, spError((device + ": no such serial port").c_str(), r),
                 {{"device", device}});
+  }
   auto cleanup = [&](sp_return r, const char* what) {
     std::string msg = spError((device + ": " + what).c_str(), r);
     sp_close(port);

@@ -102,18 +102,19 @@ SmoothieDriver::SmoothieDriver(std::unique_ptr<SerialPort> port, SmoothieDriverO
 
 Result<std::string> SmoothieDriver::transact(std::string_view line, std::chrono::milliseconds timeout, bool homing) {
   char buf[512];
+  const std::string_view shown = line.substr(0, line.find('\r'));
   // Anything already waiting is stale (a late reply to a timed-out attempt): report it.
   while (true) {
     auto n = port_->read(buf, sizeof buf, std::chrono::milliseconds(0));
     if (!n) return tl::unexpected(n.error());
     if (*n == 0) break;
-    spdlog::warn("smoothie: discarding {} stale byte(s) before `{}`: {}", *n, line,
+    spdlog::warn("smoothie: discarding {} stale byte(s) before `{}`: {}", *n, shown,
                  escaped(std::string_view(buf, *n)));
   }
   bool acked = false;
   int attempts = 1 + std::max(0, options_.retries);
   for (int attempt = 1; attempt <= attempts && !acked; ++attempt) {
-    if (attempt > 1) spdlog::warn("smoothie: no acknowledgement for `{}`; retry {} of {}", line, attempt - 1, attempts - 1);
+    if (attempt > 1) spdlog::warn("smoothie: no acknowledgement for `{}`; retry {} of {}", shown, attempt - 1, attempts - 1);
     ++linesSent_;
     if (auto st = port_->write(line); !st)
       return fail(ErrorCode::kCommunication, st.error().message, {{"command", std::string(line.substr(0, line.size() - 2))}});
