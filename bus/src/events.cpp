@@ -75,7 +75,7 @@ std::string encodeEvent(const RunEvent& e) {
   return eventJson(e).dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-Result<RunEvent> decodeEvent(const json& j) {
+Result<RunEvent> eventFromJson(const json& j) {
   auto bad = [](const char* field, const std::string& why) {
     return failWith(ErrorCode::kMalformed, fmt::format("event: \"{}\": {}", field, why));
   };
@@ -113,7 +113,7 @@ Result<RunEvent> decodeEvent(std::string_view body) {
   json j;
   std::string why;
   if (!detail::parseJson(body, j, why)) return failWith(ErrorCode::kMalformed, "event: not JSON (" + why + ")");
-  return decodeEvent(j);
+  return eventFromJson(j);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -439,7 +439,7 @@ struct EventSubscriber::Impl {
         spdlog::warn("bus: events: a body that is not JSON ({}); ignored", why);
         return std::optional<Live>{};
       }
-      auto e = decodeEvent(j);
+      auto e = eventFromJson(j);
       if (!e) {
         spdlog::warn("bus: {}; ignored", e.error().message);
         return std::optional<Live>{};
@@ -461,7 +461,7 @@ struct EventSubscriber::Impl {
       const json& events = (*page)["events"];
       std::int64_t lastSeq = (*page)["lastSeq"].get<std::int64_t>();
       for (const json& body : events) {
-        auto e = decodeEvent(body);
+        auto e = eventFromJson(body);
         if (!e) return tl::unexpected(e.error());
         if (e->runId != runId || e->seq != t.delivered + 1)
           return failWith(ErrorCode::kMalformed, fmt::format("bus: history answered seq {} of run {} when {} of {} "

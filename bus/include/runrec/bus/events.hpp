@@ -50,7 +50,7 @@ std::string runTopicPrefix(std::string_view runId);  // "run/<runId>/" ("" -> "r
 nlohmann::json eventJson(const RunEvent& event);
 std::string encodeEvent(const RunEvent& event);
 // Strict: missing or mistyped fields give kMalformed naming the field.
-Result<RunEvent> decodeEvent(const nlohmann::json& body);
+Result<RunEvent> eventFromJson(const nlohmann::json& body);
 Result<RunEvent> decodeEvent(std::string_view body);
 
 // --- history: requests and replies, one JSON frame each ---
