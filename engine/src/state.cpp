@@ -85,6 +85,18 @@ double RunState::highestLabwareTop() const {
 
 namespace {
 
+const json& emptyObject() {
+  static const json empty = json::object();
+  return empty;
+}
+
+// A member by reference (no copy), or an empty object.
+const json& objectAt(const json& j, const char* key) {
+  if (!j.is_object()) return emptyObject();
+  auto it = j.find(key);
+  return it != j.end() ? *it : emptyObject();
+}
+
 void issue(std::vector<FoldIssue>* issues, std::int64_t seq, std::string message) {
   if (issues) issues->push_back({seq, std::move(message)});
 }
@@ -152,7 +164,7 @@ LabwareState* labwareFor(RunState& s, const json& params) {
 void applySucceeded(RunState& s, const json& started, const json& result, std::int64_t seq,
                     std::vector<FoldIssue>* issues) {
   const std::string type = str(started, "commandType");
-  const json& p = started.contains("params") ? started["params"] : json::object();
+  const json& p = objectAt(started, "params");
   PipetteState* pip = pipetteFor(s, p);
   LabwareState* lw = labwareFor(s, p);
   const std::string well = str(p, "wellName");
@@ -302,7 +314,7 @@ static void applyUnchecked(RunState& s, const Event& e, std::vector<FoldIssue>* 
     bool cleanup = str(s.currentCommand, "intent") == "cleanup";
     if (e.type == event::kCommandSucceeded) {
       if (!cleanup) s.commandsSucceeded++;
-      applySucceeded(s, s.currentCommand, p.value("result", json::object()), e.seq, issues);
+      applySucceeded(s, s.currentCommand, objectAt(p, "result"), e.seq, issues);
     } else {
       if (cleanup)
         s.cleanupFailed++;
