@@ -20,7 +20,7 @@ void addControlCommand(CLI::App& app, Globals& g, int& exitCode) {
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("control", "Pause, resume, stop or ask the status of the run in progress");
-  cmd->description(
+  cmd->footer(
       "Send a control request to a running engine:\n"
       "  pause   the command in progress finishes, no new one starts (the runner waits)\n"
       "  resume  (or play) continue after a pause or a protocol's waitForResume\n"

@@ -106,7 +106,7 @@ void addInspectCommands(CLI::App& app, Globals& g, int& exitCode) {
     };
     auto o = std::make_shared<Opts>();
     auto* cmd = app.add_subcommand("show", "Show one run: status, timing and its commands");
-    cmd->description(
+    cmd->footer(
         "Show one run: status, timing, and each command with its status and duration.\n"
         "RUN is a run id, a unique prefix of one, or `last`.");
     cmd->add_option("run", o->run, "Run id, unique prefix, or `last`")->required();
