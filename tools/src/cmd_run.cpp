@@ -17,6 +17,7 @@
 #include "runrec/bus/control.hpp"
 #include "runrec/engine/engine.hpp"
 #include "runrec/hardware/sim_robot.hpp"
+#include "runrec/hardware/smoothie.hpp"
 #include "runrec/runner/protocol.hpp"
 #include "runrec/runner/runner.hpp"
 #include "runrec/runner/seed.hpp"
@@ -32,11 +33,16 @@ struct RobotOptions {
 };
 
 engine::Result<std::unique_ptr<hardware::Robot>> makeRobot(const std::string& spec) {
-  if (spec == "sim") return std::unique_ptr<hardware::Robot>(std::make_unique<hardware::SimRobot>());
-  if (spec.rfind("serial:", 0) == 0)
-    return engine::fail(engine::ErrorCode::kInvalid,
-                        "--robot " + spec + ": the Smoothie serial driver is not in this build yet; use --robot sim");
-  return engine::fail(engine::ErrorCode::kInvalid, "--robot " + spec + ": expected \"sim\" or \"serial:DEVICE\"");
+  // sim: the Smoothie driver on the in-process virtual board (every move is G-code,
+  // generated and parsed); sim-basic: the bookkeeping-only SimRobot.
+  if (spec == "sim") return hardware::makeSimulatedSmoothieRobot();
+  if (spec == "sim-basic") return std::unique_ptr<hardware::Robot>(std::make_unique<hardware::SimRobot>());
+  if (spec.rfind("serial:", 0) == 0 && spec.size() > 7) {
+    auto robot = hardware::makeSerialSmoothieRobot(spec.substr(7));
+    if (!robot) return engine::fail(engine::ErrorCode::kInvalid, "--robot " + spec + ": " + robot.error().message);
+    return std::move(*robot);
+  }
+  return engine::fail(engine::ErrorCode::kInvalid, "--robot " + spec + ": expected \"sim\", \"sim-basic\" or \"serial:DEVICE\"");
 }
 
 // Prints "command i of N" progress to stderr, at most 5 times a second.
@@ -147,6 +153,7 @@ void addRunCommand(CLI::App& app, Globals& g, int& exitCode) {
     double timeout = 0;
     std::string postRun = "home";
     std::string onPause = "continue";
+    std::string events;  // live events (docs/events-wire.md)
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("run", "Run a protocol and record it (simulated OT-2 by default)");
@@ -185,6 +192,9 @@ void addRunCommand(CLI::App& app, Globals& g, int& exitCode) {
                   "`runrec control resume`")
       ->check(CLI::IsMember({"continue", "wait"}))
       ->capture_default_str();
+  cmd->add_option("--events", o->events,
+                  "Publish live events here (history on ENDPOINT.history / port+1); default "
+                  "ipc:///tmp/runrec-<hash of --db>.events, \"none\" for none (docs/events-wire.md)");
   cmd->footer("Ctrl-C stops the run after the command in progress; cleanup still drops any tip and homes.\n"
               "While it runs: `runrec control pause|resume|stop|status --db FILE` (or --connect ENDPOINT).");
   cmd->callback([o, &g, &exitCode] {
@@ -235,6 +245,7 @@ void addRunCommand(CLI::App& app, Globals& g, int& exitCode) {
       eo.controlEndpoint = localControlEndpoint(g.db);
       eo.postRun = o->postRun == "stay" ? engine::EngineOptions::PostRun::kStay : engine::EngineOptions::PostRun::kHome;
       eo.autoResume = o->onPause == "continue";
+      eo.eventsEndpoint = eventsEndpointFor(o->events, g.db);  // live events
       for (auto& d : o->labwareDirs) eo.labwareDirs.emplace_back(d);
       auto created = engine::Engine::create(ctx, eo, std::move(*robot));
       if (!created) {
@@ -247,6 +258,9 @@ void addRunCommand(CLI::App& app, Globals& g, int& exitCode) {
         std::cerr << "runrec: run " << r << " in " << g.db << " had no end (crash?); recorded it as interrupted\n";
       endpoint = eo.endpoint;
       eng->start();
+    } else if (!o->events.empty()) {
+      exitCode = error(kBadInput, "--events belongs to the engine; with --connect, pass it to `runrec engine`");
+      return;
     } else if (!o->labwareDirs.empty() || o->robot != "sim" || o->sync != "normal" || o->postRun != "home" ||
                o->onPause != "continue") {
       exitCode = error(kBadInput, "--robot, --sync, --labware-dir, --post-run and --on-pause belong to the engine; "
@@ -305,6 +319,7 @@ void addEngineCommand(CLI::App& app, Globals& g, int& exitCode) {
     std::vector<std::string> labwareDirs;
     std::string postRun = "home";
     std::string onPause = "wait";
+    std::string events;  // live events (docs/events-wire.md)
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("engine", "Serve runs from other processes (`runrec run --connect`)");
@@ -332,6 +347,9 @@ void addEngineCommand(CLI::App& app, Globals& g, int& exitCode) {
       ->capture_default_str();
   cmd->add_option("--labware-dir", o->labwareDirs, "Folder of custom labware definitions (loadName/version.json)")
       ->check(CLI::ExistingDirectory);
+  cmd->add_option("--events", o->events,
+                  "Publish live events here (history on ENDPOINT.history / port+1); default "
+                  "ipc:///tmp/runrec-<hash of --db>.events, \"none\" for none (docs/events-wire.md)");
   cmd->callback([o, &g, &exitCode] {
     // Ctrl-C / SIGTERM: an open run ends `stopped` (after cleanup), then the engine exits.
     StopOnSignal stopper([] {
@@ -351,6 +369,7 @@ void addEngineCommand(CLI::App& app, Globals& g, int& exitCode) {
     eo.maxRuns = o->runs;
     eo.postRun = o->postRun == "stay" ? engine::EngineOptions::PostRun::kStay : engine::EngineOptions::PostRun::kHome;
     eo.autoResume = o->onPause == "continue";
+    eo.eventsEndpoint = eventsEndpointFor(o->events, g.db);  // live events
     for (auto& d : o->labwareDirs) eo.labwareDirs.emplace_back(d);
     auto created = engine::Engine::create(ctx, eo, std::move(*robot));
     if (!created) {
@@ -364,6 +383,9 @@ void addEngineCommand(CLI::App& app, Globals& g, int& exitCode) {
     gEngine.store(eng.get());
     std::cerr << "runrec engine: listening on " << o->listen << " (control " << eng->controlEndpoint() << "), log "
               << g.db << ", robot " << o->robot << "\n";
+    if (!eng->eventsEndpoint().empty())
+      std::cerr << "runrec engine: events on " << eng->eventsEndpoint() << " (history " << eng->historyEndpoint()
+                << ")\n";
     eng->start();
     auto st = eng->wait();
     gEngine.store(nullptr);
