@@ -5,6 +5,7 @@
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 
+#include <cerrno>
 #include <deque>
 #include <map>
 #include <zmq.hpp>
@@ -447,6 +448,7 @@ struct EventSubscriber::Impl {
       if (!options.runId.empty() && e->runId != options.runId) return std::optional<Live>{};
       return std::optional<Live>(Live{std::move(*e), std::move(j)});
     } catch (const zmq::error_t& e) {
+      if (e.num() == EINTR) return std::optional<Live>{};  // a signal: the caller checks stop()
       return failWith(ErrorCode::kIo, fmt::format("bus: events receive: {}", e.what()));
     }
   }

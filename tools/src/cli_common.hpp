@@ -33,12 +33,20 @@ std::string formatRate(double perSecond);
 // /tmp named after the log's absolute path, so `runrec control --db FILE` finds it.
 std::string localControlEndpoint(const std::string& db);
 
+// The default event endpoint of an engine recording to `db`: ipc:///tmp/runrec-<hash>.events
+// (same hash as localControlEndpoint), so `runrec subscribe --db FILE` finds it.
+std::string localEventsEndpoint(const std::string& db);
+// An --events option: "" -> localEventsEndpoint(db), "none" -> "" (publish nothing), else
+// as given (warns on stderr when it is not loopback).
+std::string eventsEndpointFor(const std::string& option, const std::string& db);
+
 void addControlCommand(CLI::App& app, Globals& g, int& exitCode);
 void addRunCommand(CLI::App& app, Globals& g, int& exitCode);
 void addEngineCommand(CLI::App& app, Globals& g, int& exitCode);
 void addInspectCommands(CLI::App& app, Globals& g, int& exitCode);  // runs, show
 void addSeedCommand(CLI::App& app, int& exitCode);
 void addBenchCommand(CLI::App& app, Globals& g, int& exitCode);
+void addSubscribeCommand(CLI::App& app, Globals& g, int& exitCode);
 void addHardwareCommands(CLI::App& app, Globals& g, int& exitCode);  // smoothie, gcode
 
 }  // namespace runrec::cli

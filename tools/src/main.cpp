@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   addInspectCommands(app, g, exitCode);
   addSeedCommand(app, exitCode);
   addBenchCommand(app, g, exitCode);
+  addSubscribeCommand(app, g, exitCode);
   addHardwareCommands(app, g, exitCode);
   app.footer("Exit codes: 0 ok, 1 the run did not succeed, 2 bad input, 3 system error.\n"
              "The log file defaults to ./runrec.db (or $RUNREC_DB); see docs/ for formats.");
