@@ -21,14 +21,24 @@ constexpr double kBacklash = 0.3;                          // plunger backlash, 
 constexpr double kDefaultSpeed = 400;                      // mm/s (F24000)
 
 // Python's str(round(v, 3)), as Opentrons prints coordinates: "54.24", "218.0", "-3.525".
+// Integer arithmetic: this runs for every number of every move.
 void appendNumber(std::string& out, double v) {
-  double r = std::round(v * 1000.0) / 1000.0;
-  if (r == 0) r = 0;  // no "-0.0"
-  char buf[40];
-  int n = std::snprintf(buf, sizeof buf, "%.3f", r);
-  while (n > 0 && buf[n - 1] == '0') --n;
-  if (n > 0 && buf[n - 1] == '.') buf[n++] = '0';
-  out.append(buf, static_cast<std::size_t>(n));
+  long long milli = std::llround(v * 1000.0);
+  if (milli < 0) {
+    out += '-';
+    milli = -milli;
+  }
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, milli / 1000);
+  (void)ec;
+  out.append(buf, static_cast<std::size_t>(end - buf));
+  out += '.';
+  int frac = static_cast<int>(milli % 1000);
+  char digits[3] = {static_cast<char>('0' + frac / 100), static_cast<char>('0' + frac / 10 % 10),
+                    static_cast<char>('0' + frac % 10)};
+  int n = 3;
+  while (n > 1 && digits[n - 1] == '0') --n;
+  out.append(digits, static_cast<std::size_t>(n));
 }
 
 double round3(double v) { return std::round(v * 1000.0) / 1000.0; }
@@ -195,13 +205,18 @@ Result<std::string> SmoothieDriver::command(std::string_view codes, double expec
 }
 
 void SmoothieDriver::appendCurrents(const AxisArray& currents) {
-  line_ += "M907";
-  for (int i = 0; i < kSmoothieAxes; ++i) {
-    line_ += ' ';
-    line_ += kAxisNames[i];
-    appendNumber(line_, currents[i]);
+  // Most moves repeat the last currents: reuse their text.
+  if (currentsText_.empty() || currents != lastCurrents_) {
+    currentsText_ = "M907";
+    for (int i = 0; i < kSmoothieAxes; ++i) {
+      currentsText_ += ' ';
+      currentsText_ += kAxisNames[i];
+      appendNumber(currentsText_, currents[i]);
+    }
+    currentsText_ += " G4 P0.005";
+    lastCurrents_ = currents;
   }
-  line_ += " G4 P0.005";
+  line_ += currentsText_;
 }
 
 Result<bool> SmoothieDriver::move(const AxisTargets& target, const AxisArray& currents, std::optional<double> speed) {

@@ -79,6 +79,8 @@ class SmoothieDriver {
   SmoothieDriverOptions options_;
   AxisArray position_{};
   std::string line_, reply_;  // reused buffers
+  std::string currentsText_;  // "M907 ... G4 P0.005" for lastCurrents_
+  AxisArray lastCurrents_{};
   long linesSent_ = 0;
   bool recovering_ = false;
 };
