@@ -7,6 +7,7 @@
 #include <map>
 #include <mutex>
 #include <thread>
+#include <zmq.hpp>
 
 #include "runrec/bus/events.hpp"
 
@@ -336,4 +337,26 @@ TEST_CASE("subscribing to an unknown run is a clear error; no engine is a timeou
   auto r = (*s)->run([](const RunEvent&, const json&) { return true; });
   REQUIRE_FALSE(r.has_value());
   CHECK(r.error().code == ErrorCode::kTimeout);
+}
+
+TEST_CASE("a multi-part history request gets an error reply") {
+  Context ctx;
+  std::string hist = *historyEndpoint(ipcEndpoint("multipart"));
+  auto rep = HistoryResponder::bind(ctx, hist);
+  REQUIRE(rep.has_value());
+  zmq::socket_t req(ctx.zmq(), zmq::socket_type::req);
+  req.set(zmq::sockopt::linger, 0);
+  req.connect(hist);
+  req.send(zmq::str_buffer("{\"v\":1,"), zmq::send_flags::sndmore);
+  req.send(zmq::str_buffer("\"op\":\"runs\"}"), zmq::send_flags::none);
+  auto got = (*rep)->receive(2s);
+  REQUIRE(got.has_value());
+  CHECK_FALSE(got->has_value());  // answered with an error, not handed to the caller
+  zmq::message_t answer;
+  zmq::pollitem_t item{req.handle(), 0, ZMQ_POLLIN, 0};
+  REQUIRE(zmq::poll(&item, 1, 2000ms) == 1);
+  REQUIRE(req.recv(answer));
+  json a = json::parse(answer.to_string());
+  CHECK(a["ok"] == false);
+  CHECK(a["error"].get<std::string>().find("2-part") != std::string::npos);
 }
