@@ -161,11 +161,26 @@ class Run {
   }
 
  private:
+  // Where the mount really is: the robot knows best (a pick-up retracts, switching mounts
+  // lifts the other one); the last recorded position is the fallback.
   Point currentPosition(const PipetteState& pip) {
-    if (pip.position) return *pip.position;
     auto pos = robot_.positions();
-    if (!pos) check(tl::unexpected(pos.error()));
-    return pip.mount == Mount::kLeft ? pos->left.point : pos->right.point;
+    if (pos) return pip.mount == Mount::kLeft ? pos->left.point : pos->right.point;
+    if (pip.position) return *pip.position;
+    check(tl::unexpected(pos.error()));
+    return {};
+  }
+
+  // Labware with the centerMultichannelOnWells quirk (reservoirs, the trash): a multi-channel
+  // pipette is centred on the well, so its back nozzle (the reference) goes half the span
+  // of its channels (9 mm apart) further back.
+  Point centred(const PipetteState& pip, const LabwareState& lw, Point target) {
+    if (pip.spec->channels > 1 && lw.placed.definition) {
+      const auto& q = lw.placed.definition->quirks;
+      if (std::find(q.begin(), q.end(), "centerMultichannelOnWells") != q.end())
+        target.y += (pip.spec->channels - 1) * 9.0 / 2;
+    }
+    return target;
   }
 
   double tipLength(const PipetteState& pip) { return pip.tip ? pip.tip->length : 0.0; }
@@ -313,7 +328,12 @@ class Run {
     if (lw.usedTips.count(well))
       failWith("InvalidAction", "the tip at " + well + " of \"" + lw.id + "\" has already been used",
                {{"labwareId", lw.id}, {"wellName", well}});
-    double overlap = def.tipOverlap ? *def.tipOverlap : pip.spec->tipOverlapFor(def.uri());
+    // The pipette's own overlap for this rack first, then the rack's, then the default.
+    auto own = std::find_if(pip.spec->tipOverlaps.begin(), pip.spec->tipOverlaps.end(),
+                            [&](const auto& e) { return e.first == def.uri(); });
+    double overlap = own != pip.spec->tipOverlaps.end() ? own->second
+                     : def.tipOverlap                     ? *def.tipOverlap
+                                                          : pip.spec->defaultTipOverlap;
     double length = def.tipLength - overlap;
     Point target = wellTarget(lw, well, wellLocation(p, hardware::WellOrigin::kTop));
     moveAlongArc(pip, target, lw.id, well);
@@ -333,7 +353,7 @@ class Run {
     Point dflt{};
     if (lw.placed.definition->isTiprack && pip.tip) dflt.z = -pip.spec->returnTipHeight * pip.tip->length;
     WellLoc loc = wellLocation(p, hardware::WellOrigin::kTop, dflt);
-    Point target = wellTarget(lw, well, loc);
+    Point target = centred(pip, lw, wellTarget(lw, well, loc));
     moveAlongArc(pip, target, lw.id, well);
     check(robot_.dropTip(pip.mount), true);
     return {{"position", pointJson(target)}};
@@ -368,10 +388,10 @@ class Run {
                {{"volume", volume}, {"held", held}, {"capacity", capacity}});
     double rate = flowRate(p, pip.spec->defaultFlowRates().aspirate);
     WellLoc loc = wellLocation(p, hardware::WellOrigin::kBottom, {0, 0, 1.0});
-    Point target = wellTarget(lw, well, loc);
+    Point target = centred(pip, lw, wellTarget(lw, well, loc));
     if (!pip.plungerReady) {
       // Opentrons readies the plunger above the liquid: at the top of the well.
-      Point top = wellTarget(lw, well, {hardware::WellOrigin::kTop, {}});
+      Point top = centred(pip, lw, wellTarget(lw, well, {hardware::WellOrigin::kTop, {}}));
       moveAlongArc(pip, top, lw.id, well);
       check(robot_.preparePlunger(pip.mount));
       check(robot_.moveTo(pip.mount, target, std::nullopt));
@@ -393,7 +413,7 @@ class Run {
       failWith("InvalidAction", "cannot dispense " + fmt(volume) + " µL: pipette \"" + pip.id + "\" holds " + fmt(held) + " µL",
                {{"volume", volume}, {"held", held}});
     double rate = flowRate(p, pip.spec->defaultFlowRates().dispense);
-    Point target = wellTarget(lw, well, wellLocation(p, hardware::WellOrigin::kBottom, {0, 0, 1.0}));
+    Point target = centred(pip, lw, wellTarget(lw, well, wellLocation(p, hardware::WellOrigin::kBottom, {0, 0, 1.0})));
     moveAlongArc(pip, target, lw.id, well);
     check(robot_.dispense(pip.mount, volume, rate));
     return {{"volume", volume}, {"position", pointJson(target)}};
@@ -404,7 +424,7 @@ class Run {
     const LabwareState& lw = labwareOf(s_, p);
     std::string well = requireString(p, "wellName");
     double rate = flowRate(p, pip.spec->defaultFlowRates().blowOut);
-    Point target = wellTarget(lw, well, wellLocation(p, hardware::WellOrigin::kTop));
+    Point target = centred(pip, lw, wellTarget(lw, well, wellLocation(p, hardware::WellOrigin::kTop)));
     moveAlongArc(pip, target, lw.id, well);
     check(robot_.blowOut(pip.mount, rate));
     return {{"position", pointJson(target)}};
@@ -429,7 +449,7 @@ class Run {
     const PipetteState& pip = pipetteOf(s_, p);
     const LabwareState& lw = labwareOf(s_, p);
     std::string well = requireString(p, "wellName");
-    Point target = wellTarget(lw, well, wellLocation(p, hardware::WellOrigin::kTop));
+    Point target = centred(pip, lw, wellTarget(lw, well, wellLocation(p, hardware::WellOrigin::kTop)));
     bool direct = field(p, "forceDirect").is_boolean() && p["forceDirect"].get<bool>();
     moveAlongArc(pip, target, lw.id, well, optionalNumber(p, "minimumZHeight"), direct, optionalNumber(p, "speed"));
     return {{"position", pointJson(target)}};

@@ -208,7 +208,7 @@ void applySucceeded(RunState& s, const json& started, const json& result, std::i
     pip->tip = TipState{str(p, "labwareId"), well, num(result, "tipLength"), num(result, "tipVolume")};
     pip->tipUnknown = false;
     pip->contents.clear();
-    pip->plungerReady = false;
+    pip->plungerReady = true;  // a pick-up leaves the plunger at the bottom, ready
     if (lw) lw->usedTips.insert(well);
   } else if (type == "dropTip") {
     if (!pip) return issue(issues, seq, "dropTip: unknown pipette");
