@@ -1,0 +1,226 @@
+// `runrec bench-events`: does publishing live events to subscribers (one of them slow)
+// slow the engine down? The seed protocol through `runrec engine` + `runrec run --connect`
+// child processes, with no subscribers and with K, alternating; subscribers are threads of
+// this process and each must end with every event of the run, in order, exactly once.
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include "cli_common.hpp"
+#include "runrec/bus/events.hpp"
+#include "runrec/runner/seed.hpp"
+
+extern char** environ;
+
+namespace runrec::cli {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+namespace {
+
+pid_t spawnChild(const std::vector<std::string>& args, const std::string& out, const std::string& err) {
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  pid_t pid = -1;
+  int rc = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  return rc == 0 ? pid : -1;
+}
+
+struct Subscriber {
+  std::unique_ptr<bus::EventSubscriber> sub;
+  std::thread thread;
+  bus::Status result;
+  std::int64_t count = 0, lastSeq = 0;
+  bool inOrder = true;
+  double seconds = 0;  // from the start of the run to its last event delivered
+};
+
+struct Sample {
+  double commandsPerSecond = 0;
+  long events = 0;
+  bool subscribersOk = true;
+  double slowestSubscriberSeconds = 0;
+  std::string problem;
+};
+
+Sample runOnce(const std::string& exe, const std::filesystem::path& dir, const std::string& protocol, int tag,
+               int subscribers, int slowMs) {
+  Sample s;
+  std::string cmdEp = "ipc://" + (dir / ("c" + std::to_string(tag))).string();
+  std::string evEp = "ipc://" + (dir / ("e" + std::to_string(tag))).string();
+  std::string db = (dir / ("bench-" + std::to_string(tag) + ".db")).string();
+  pid_t engine = spawnChild({exe, "engine", "--listen", cmdEp, "--db", db, "--events", evEp},
+                            db + ".engine.out", db + ".engine.err");
+  if (engine < 0) {
+    s.problem = "cannot start the engine";
+    return s;
+  }
+  bus::Context ctx;
+  // Wait for the engine's history to answer.
+  bool up = false;
+  for (int i = 0; i < 100 && !up; ++i) {
+    auto h = bus::HistoryClient::connect(ctx, *bus::historyEndpoint(evEp), 100ms);
+    up = h && (*h)->runs(1).has_value();
+  }
+  std::vector<std::unique_ptr<Subscriber>> subs;
+  std::atomic<std::chrono::steady_clock::time_point::rep> startedAt{0};
+  for (int i = 0; i < subscribers && up; ++i) {
+    auto sub = std::make_unique<Subscriber>();
+    bus::SubscribeOptions o;
+    o.follow = true;
+    auto c = bus::EventSubscriber::connect(ctx, evEp, o);
+    if (!c) {
+      s.problem = c.error().message;
+      break;
+    }
+    sub->sub = std::move(*c);
+    auto sleep = std::chrono::milliseconds(i == subscribers - 1 ? slowMs : 0);
+    Subscriber* p = sub.get();
+    sub->thread = std::thread([p, sleep, &startedAt] {
+      p->result = p->sub->run([p, sleep, &startedAt](const bus::RunEvent& e, const json&) {
+        if (sleep.count() > 0) std::this_thread::sleep_for(sleep);
+        if (e.seq != p->lastSeq + 1) p->inOrder = false;
+        p->lastSeq = e.seq;
+        p->count++;
+        if (e.type == "runFinished") {
+          auto t0 = std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(startedAt.load()));
+          p->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+          return false;
+        }
+        return true;
+      });
+    });
+    subs.push_back(std::move(sub));
+  }
+  std::this_thread::sleep_for(200ms);  // subscriptions reach the engine
+  startedAt = std::chrono::steady_clock::now().time_since_epoch().count();
+  pid_t run = spawnChild({exe, "run", protocol, "--connect", cmdEp, "--json", "--progress", "never"}, db + ".json",
+                         db + ".run.err");
+  int status = 0;
+  if (run > 0) waitpid(run, &status, 0);
+  json summary;
+  {
+    std::ifstream in(db + ".json");
+    summary = json::parse(in, nullptr, false);
+  }
+  if (run < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0 || summary.is_discarded()) {
+    s.problem = "the run failed; see " + db + ".run.err";
+    for (auto& sub : subs) sub->sub->stop();
+  } else {
+    long commands = summary["counts"].value("succeeded", 0L);
+    s.events = summary.value("events", 0L);
+    double secs = summary["durationSeconds"].is_number() ? summary["durationSeconds"].get<double>() : 0;
+    s.commandsPerSecond = secs > 0 ? commands / secs : 0;
+  }
+  for (auto& sub : subs) {
+    sub->thread.join();
+    bool ok = sub->result.has_value() && sub->inOrder && sub->count == s.events && sub->lastSeq == s.events;
+    if (!ok && s.problem.empty())
+      s.problem = "a subscriber got " + std::to_string(sub->count) + " of " + std::to_string(s.events) + " events" +
+                  (sub->inOrder ? "" : " out of order") + (sub->result ? "" : ": " + sub->result.error().message);
+    s.subscribersOk = s.subscribersOk && ok;
+    s.slowestSubscriberSeconds = std::max(s.slowestSubscriberSeconds, sub->seconds);
+  }
+  kill(engine, SIGTERM);
+  waitpid(engine, &status, 0);
+  return s;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
+}  // namespace
+
+void addBenchEventsCommand(CLI::App& app, Globals&, int& exitCode) {
+  struct Opts {
+    int touches = 2000;
+    int repeat = 3;
+    int subscribers = 4;
+    int slowMs = 5;
+    bool json = false;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* cmd = app.add_subcommand("bench-events", "Benchmark the engine with live-event subscribers (one slow)");
+  cmd->footer(
+      "Runs the seed protocol through `runrec engine` + `runrec run --connect` child processes,\n"
+      "--repeat times with no subscribers and with --subscribers (the last one sleeping --slow-ms\n"
+      "per event), alternating, and prints the engine's commands/s for both. Every subscriber\n"
+      "must end with every event of the run, in order, exactly once (else exit 3).");
+  cmd->add_option("-n,--touches", o->touches, "touchTip commands in the seed protocol")->capture_default_str();
+  cmd->add_option("-r,--repeat", o->repeat, "Runs per configuration")->check(CLI::Range(1, 100))->capture_default_str();
+  cmd->add_option("--subscribers", o->subscribers, "Subscribers")->check(CLI::Range(1, 64))->capture_default_str();
+  cmd->add_option("--slow-ms", o->slowMs, "Sleep per event of the slow subscriber")->check(CLI::Range(0, 1000))->capture_default_str();
+  cmd->add_flag("--json", o->json, "Print the figures as JSON");
+  cmd->callback([o, &exitCode] {
+    namespace fs = std::filesystem;
+    fs::path dir = fs::path("/tmp") / ("runrec-bev-" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+    std::string exe = fs::read_symlink("/proc/self/exe").string();
+    std::string protocol = (dir / "seed.json").string();
+    {
+      std::ofstream out(protocol);
+      out << runner::makeSeedProtocol(o->touches).dump();
+    }
+    std::vector<double> base, with, slowest;
+    long events = 0;
+    int tag = 0;
+    for (int i = 0; i < o->repeat; ++i) {
+      for (int k : {0, o->subscribers}) {
+        Sample s = runOnce(exe, dir, protocol, ++tag, k, o->slowMs);
+        if (!s.problem.empty()) {
+          exitCode = error(kSystemError, "bench-events: " + s.problem);
+          return;
+        }
+        events = s.events;
+        (k == 0 ? base : with).push_back(s.commandsPerSecond);
+        if (k) slowest.push_back(s.slowestSubscriberSeconds);
+        if (!o->json)
+          std::cerr << "  run " << (i + 1) << "/" << o->repeat << ", " << k << " subscribers: "
+                    << formatRate(s.commandsPerSecond) << " commands/s\n";
+      }
+    }
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+    double b = median(base), w = median(with);
+    json j = {{"touches", o->touches},
+              {"events", events},
+              {"repeat", o->repeat},
+              {"subscribers", o->subscribers},
+              {"slowMs", o->slowMs},
+              {"commandsPerSecond", {{"noSubscribers", b}, {"withSubscribers", w}}},
+              {"ratio", b > 0 ? w / b : 0},
+              {"slowSubscriberDoneSeconds", median(slowest)},
+              {"everySubscriberGotEveryEvent", true}};
+    if (o->json) {
+      printJson(j);
+      return;
+    }
+    std::printf("seed protocol: %d touch tips, %ld events; %d runs per configuration\n", o->touches, events, o->repeat);
+    std::printf("commands/s (median), no subscribers:  %10.0f\n", b);
+    std::printf("commands/s (median), %d subscribers:   %10.0f  (%.1f%% of no subscribers; one sleeps %d ms/event)\n",
+                o->subscribers, w, b > 0 ? 100 * w / b : 0, o->slowMs);
+    std::printf("slow subscriber had every event after: %.1f s (median); all %d subscribers: every event, in order, once\n",
+                median(slowest), o->subscribers);
+  });
+}
+
+}  // namespace runrec::cli
