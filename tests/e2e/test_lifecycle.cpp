@@ -14,6 +14,8 @@
 #include "runrec/runner/seed.hpp"
 #include "support.hpp"
 #include "tracking_robot.hpp"
+#include "runrec/hardware/smoothie.hpp"
+#include "runrec/hardware/virtual_smoothie.hpp"
 
 using namespace runrec;
 using nlohmann::json;
@@ -33,7 +35,7 @@ struct LiveRun {
   std::shared_ptr<test::PhysicalTips> tips = std::make_shared<test::PhysicalTips>();
 
   LiveRun(const json& protocolJson, const std::filesystem::path& dbPath, int hwm = 4, bool autoResume = true,
-          long failAtMove = -1)
+          long failAtMove = -1, std::unique_ptr<hardware::Robot> inner = std::make_unique<hardware::SimRobot>())
       : db(dbPath) {
     tips->failAtMove = failAtMove;
     static int n = 0;
@@ -44,7 +46,7 @@ struct LiveRun {
     eo.channel.hwm = hwm;
     eo.maxRuns = 1;
     eo.autoResume = autoResume;
-    auto e = engine::Engine::create(ctx, eo, std::make_unique<test::TrackingRobot>(tips));
+    auto e = engine::Engine::create(ctx, eo, std::make_unique<test::TrackingRobot>(tips, std::move(inner)));
     REQUIRE_MESSAGE(e.has_value(), (e ? "" : e.error().message));
     eng = std::move(*e);
     control = eng->controlEndpoint();
@@ -117,7 +119,8 @@ void checkCleanup(const std::vector<engine::Event>& events) {
   // The fold of everything before cleanup says whether a tip is on; cleanup drops exactly then.
   std::vector<engine::Event> before(events.begin(), events.begin() + (cleanupAt - 1));
   engine::RunState s = engine::fold(before);
-  bool tipOn = s.pipette("pipette") && s.pipette("pipette")->tip.has_value();
+  // A tip is on, or may be (a tip command failed part-way): cleanup must drop either way.
+  bool tipOn = s.pipette("pipette") && (s.pipette("pipette")->tip.has_value() || s.pipette("pipette")->tipUnknown);
   int drops = 0;
   for (auto& e : events)
     if (e.seq > cleanupAt && e.type == "commandStarted" && e.payload["intent"] == "cleanup" &&
@@ -218,6 +221,8 @@ int tier(int dflt, int slow) {
 void checkPhysical(const LiveRun& run) {
   CHECK(run.tips->carried[0] == 0);          // nothing left on the robot
   CHECK(run.tips->carried[1] == 0);
+  CHECK(run.tips->uncertain[0] == 0);        // and no doubt left either
+  CHECK(run.tips->uncertain[1] == 0);
   CHECK(run.tips->dropsWithoutTip == 0);     // no drop of a tip that was not there
   int terminal = 0;
   for (auto& e : run.events) terminal += e.type == "runFinished";
@@ -265,6 +270,34 @@ TEST_CASE("hardware failures at random moves: the run fails cleanly and cleanup 
     std::filesystem::remove(run.db);
   }
   CHECK(failed > runs / 3);
+}
+
+TEST_CASE("faults injected by the virtual Smoothie at random moves: failed cleanly, tips accounted for") {
+  auto dir = test::tempDir("vsfail");
+  std::mt19937 rng(99);
+  int runs = tier(20, 200), failed = 0;
+  const char* kinds[] = {"alarm", "error", "garbage"};
+  for (int i = 0; i < runs; ++i) {
+    std::string fault = std::string(kinds[i % 3]) + "@" + std::to_string(1 + rng() % 900);
+    CAPTURE(fault);
+    hardware::VirtualSmoothieOptions board;
+    auto parsed = hardware::parseSmoothieFault(fault);
+    REQUIRE(parsed.has_value());
+    board.faults.push_back(*parsed);
+    LiveRun run(tipChurn(40), dir / ("runs-" + std::to_string(i) + ".db"), 2, true, -1,
+                hardware::makeSimulatedSmoothieRobot(board));
+    json d = run.finish();
+    if (d["status"] == "failed") {
+      CHECK(d["error"]["errorType"] == "Hardware");
+      failed++;
+    } else {
+      CHECK(d["status"] == "succeeded");
+    }
+    checkCleanup(run.events);
+    checkPhysical(run);
+    std::filesystem::remove(run.db);
+  }
+  CHECK(failed > runs / 4);
 }
 
 TEST_CASE("waitForResume pauses until resumed when the engine waits for an operator") {

@@ -1,25 +1,30 @@
-// A robot for tests: wraps the simulated robot and tracks, independently of the engine,
-// the tips it physically carries, and can inject a hardware failure on the Nth move.
+// A robot for tests: wraps a robot (the simulated one by default, or the Smoothie driver on
+// the virtual board) and tracks, independently of the engine, the tips it physically
+// carries; can inject a hardware failure on the Nth move.
 #pragma once
 
 #include <atomic>
 #include <memory>
 
 #include "runrec/hardware/sim_robot.hpp"
+#include "runrec/hardware/smoothie.hpp"
 
 namespace runrec::test {
 
 struct PhysicalTips {
   std::atomic<int> carried[2] = {0, 0};   // per mount: 1 while a tip is on
   std::atomic<int> pickUps{0}, drops{0};
-  std::atomic<int> dropsWithoutTip{0};    // a drop where no tip was physically on
+  std::atomic<int> dropsWithoutTip{0};    // a drop where no tip was (certainly) on
+  std::atomic<int> uncertain[2] = {0, 0}; // a tip call failed part-way: a tip may or may not be on
   std::atomic<long> moves{0};
   long failAtMove = -1;                   // inject an ALARM on this move (-1: never)
 };
 
 class TrackingRobot final : public hardware::Robot {
  public:
-  explicit TrackingRobot(std::shared_ptr<PhysicalTips> t) : t_(std::move(t)) {}
+  explicit TrackingRobot(std::shared_ptr<PhysicalTips> t,
+                         std::unique_ptr<hardware::Robot> inner = std::make_unique<hardware::SimRobot>())
+      : inner_(std::move(inner)), sim_(*inner_), t_(std::move(t)) {}
   std::string describe() const override { return "sim (tracked)"; }
   hardware::Status attachInstrument(hardware::Mount m, const hardware::PipetteSpec* s) override {
     return sim_.attachInstrument(m, s);
@@ -39,16 +44,25 @@ class TrackingRobot final : public hardware::Robot {
     auto st = sim_.pickUpTip(m, len);
     if (st) {
       t_->carried[idx(m)] = 1;
+      t_->uncertain[idx(m)] = 0;
       t_->pickUps++;
+    } else {
+      t_->uncertain[idx(m)] = 1;  // it may have pressed on before failing
     }
     return st;
   }
   hardware::Status dropTip(hardware::Mount m) override {
-    if (t_->carried[idx(m)] == 0) t_->dropsWithoutTip++;
-    t_->carried[idx(m)] = 0;
-    t_->drops++;
+    if (t_->carried[idx(m)] == 0 && t_->uncertain[idx(m)] == 0) t_->dropsWithoutTip++;
     (void)sim_.assumeTip(m, 50);  // physically, an eject works whatever the robot believes
-    return sim_.dropTip(m);
+    auto st = sim_.dropTip(m);
+    t_->drops++;
+    if (st) {
+      t_->carried[idx(m)] = 0;
+      t_->uncertain[idx(m)] = 0;
+    } else {
+      t_->uncertain[idx(m)] = 1;  // it may have ejected before failing
+    }
+    return st;
   }
   hardware::Status assumeTip(hardware::Mount m, double len) override { return sim_.assumeTip(m, len); }
   hardware::Status delay(double s) override { return sim_.delay(s); }
@@ -56,7 +70,8 @@ class TrackingRobot final : public hardware::Robot {
 
  private:
   static int idx(hardware::Mount m) { return m == hardware::Mount::kLeft ? 0 : 1; }
-  hardware::SimRobot sim_;
+  std::unique_ptr<hardware::Robot> inner_;
+  hardware::Robot& sim_;
   std::shared_ptr<PhysicalTips> t_;
 };
 
