@@ -5,6 +5,8 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -61,7 +63,7 @@ struct Sample {
 };
 
 Sample runOnce(const std::string& exe, const std::filesystem::path& dir, const std::string& protocol, int tag,
-               int subscribers, int slowMs) {
+               int subscribers, int slowMs, int nice) {
   Sample s;
   std::string cmdEp = "ipc://" + (dir / ("c" + std::to_string(tag))).string();
   std::string evEp = "ipc://" + (dir / ("e" + std::to_string(tag))).string();
@@ -93,7 +95,9 @@ Sample runOnce(const std::string& exe, const std::filesystem::path& dir, const s
     sub->sub = std::move(*c);
     auto sleep = std::chrono::milliseconds(i == subscribers - 1 ? slowMs : 0);
     Subscriber* p = sub.get();
-    sub->thread = std::thread([p, sleep, &startedAt] {
+    sub->thread = std::thread([p, sleep, nice, &startedAt] {
+      // A lower CPU priority for the subscriber threads (Linux: per thread).
+      if (nice != 0) setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), nice);
       p->result = p->sub->run([p, sleep, &startedAt](const bus::RunEvent& e, const json&) {
         if (sleep.count() > 0) std::this_thread::sleep_for(sleep);
         if (e.seq != p->lastSeq + 1) p->inOrder = false;
@@ -156,6 +160,7 @@ void addBenchEventsCommand(CLI::App& app, Globals&, int& exitCode) {
     int repeat = 3;
     int subscribers = 4;
     int slowMs = 5;
+    int nice = 0;
     bool json = false;
   };
   auto o = std::make_shared<Opts>();
@@ -169,6 +174,7 @@ void addBenchEventsCommand(CLI::App& app, Globals&, int& exitCode) {
   cmd->add_option("-r,--repeat", o->repeat, "Runs per configuration")->check(CLI::Range(1, 100))->capture_default_str();
   cmd->add_option("--subscribers", o->subscribers, "Subscribers")->check(CLI::Range(1, 64))->capture_default_str();
   cmd->add_option("--slow-ms", o->slowMs, "Sleep per event of the slow subscriber")->check(CLI::Range(0, 1000))->capture_default_str();
+  cmd->add_option("--nice", o->nice, "CPU niceness of the subscriber threads (0..19)")->check(CLI::Range(0, 19))->capture_default_str();
   cmd->add_flag("--json", o->json, "Print the figures as JSON");
   cmd->callback([o, &exitCode] {
     namespace fs = std::filesystem;
@@ -185,7 +191,7 @@ void addBenchEventsCommand(CLI::App& app, Globals&, int& exitCode) {
     int tag = 0;
     for (int i = 0; i < o->repeat; ++i) {
       for (int k : {0, o->subscribers}) {
-        Sample s = runOnce(exe, dir, protocol, ++tag, k, o->slowMs);
+        Sample s = runOnce(exe, dir, protocol, ++tag, k, o->slowMs, o->nice);
         if (!s.problem.empty()) {
           exitCode = error(kSystemError, "bench-events: " + s.problem);
           return;
@@ -206,6 +212,7 @@ void addBenchEventsCommand(CLI::App& app, Globals&, int& exitCode) {
               {"repeat", o->repeat},
               {"subscribers", o->subscribers},
               {"slowMs", o->slowMs},
+              {"nice", o->nice},
               {"commandsPerSecond", {{"noSubscribers", b}, {"withSubscribers", w}}},
               {"ratio", b > 0 ? w / b : 0},
               {"slowSubscriberDoneSeconds", median(slowest)},
@@ -214,7 +221,8 @@ void addBenchEventsCommand(CLI::App& app, Globals&, int& exitCode) {
       printJson(j);
       return;
     }
-    std::printf("seed protocol: %d touch tips, %ld events; %d runs per configuration\n", o->touches, events, o->repeat);
+    std::printf("seed protocol: %d touch tips, %ld events; %d runs per configuration; subscriber threads at nice %d\n",
+                o->touches, events, o->repeat, o->nice);
     std::printf("commands/s (median), no subscribers:  %10.0f\n", b);
     std::printf("commands/s (median), %d subscribers:   %10.0f  (%.1f%% of no subscribers; one sleeps %d ms/event)\n",
                 o->subscribers, w, b > 0 ? 100 * w / b : 0, o->slowMs);
