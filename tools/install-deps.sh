@@ -13,6 +13,7 @@ packages=(
   libcli11-dev
   libexpected-dev libssl-dev
   python3 python3-zmq
+  chromium  # the HTML audit test renders in headless chromium (about 35 s to install)
 )
 
 missing=()

@@ -131,4 +131,26 @@ Result<json> runDetail(engine::EventLog& log, const std::string& runId, bool wit
   return out;
 }
 
+Result<json> stateAt(engine::EventLog& log, const std::string& runId, std::int64_t seq) {
+  auto last = log.lastSeq(runId);
+  if (!last) return tl::unexpected(last.error());
+  if (seq < 1 || seq > *last)
+    return engine::fail(engine::ErrorCode::kInvalid, "--at " + std::to_string(seq) + ": run " + runId + " has events 1.." +
+                                                         std::to_string(*last));
+  auto events = log.events(runId, 1, seq);
+  if (!events) return tl::unexpected(events.error());
+  std::vector<engine::FoldIssue> issues;
+  engine::RunState state = engine::fold(*events, &issues);
+  const engine::Event& e = events->back();
+  json is = json::array();
+  for (auto& i : issues) is.push_back({{"seq", i.seq}, {"message", i.message}});
+  return json{{"runId", runId},
+              {"seq", seq},
+              {"lastSeq", *last},
+              {"event", {{"seq", e.seq}, {"type", e.type}, {"ts", e.ts},
+                         {"commandId", e.commandId.empty() ? json() : json(e.commandId)}}},
+              {"state", engine::toJson(state)},
+              {"foldIssues", is}};
+}
+
 }  // namespace runrec::recorder

@@ -49,5 +49,6 @@ void addBenchCommand(CLI::App& app, Globals& g, int& exitCode);
 void addSubscribeCommand(CLI::App& app, Globals& g, int& exitCode);
 void addBenchEventsCommand(CLI::App& app, Globals& g, int& exitCode);
 void addHardwareCommands(CLI::App& app, Globals& g, int& exitCode);  // smoothie, gcode
+void addRecorderCommands(CLI::App& app, Globals& g, int& exitCode);  // replay, state, audit, export, verify
 
 }  // namespace runrec::cli

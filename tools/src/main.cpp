@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   addSubscribeCommand(app, g, exitCode);
   addBenchEventsCommand(app, g, exitCode);
   addHardwareCommands(app, g, exitCode);
+  addRecorderCommands(app, g, exitCode);
   app.footer("Exit codes: 0 ok, 1 the run did not succeed, 2 bad input, 3 system error.\n"
              "The log file defaults to ./runrec.db (or $RUNREC_DB); see docs/ for formats.");
   auto stderrSink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();

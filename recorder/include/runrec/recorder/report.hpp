@@ -22,4 +22,9 @@ Result<nlohmann::json> listRuns(engine::EventLog& log, int limit = -1);
 // startedAt, completedAt, durationMs, result, error) and, if asked, the folded `state`.
 Result<nlohmann::json> runDetail(engine::EventLog& log, const std::string& runId, bool withState = false);
 
+// The folded state right after event `seq` (`runrec state RUN --at SEQ`): {runId, seq,
+// event: {seq, type, ts, commandId}, state: engine::toJson(fold(events 1..seq)), foldIssues}.
+// kInvalid when seq is not in 1..last.
+Result<nlohmann::json> stateAt(engine::EventLog& log, const std::string& runId, std::int64_t seq);
+
 }  // namespace runrec::recorder
