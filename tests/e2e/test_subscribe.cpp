@@ -5,9 +5,12 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -233,7 +236,7 @@ TEST_CASE("history lists runs and refuses an unknown run clearly") {
   CHECK(st.error().message == "unknown run \"no-such-run\"");
 }
 
-TEST_CASE("history answers random bytes and oversized frames with errors and keeps serving") {
+TEST_CASE("hostile input: history answers random bytes and oversized frames with errors; junk on the event socket is dropped; both keep serving") {
   EventEngine e("hostile");
   auto r = e.run(runner::makeSeedProtocol(2));
   std::string hist = e.events + ".history";
@@ -255,6 +258,19 @@ TEST_CASE("history answers random bytes and oversized frames with errors and kee
   auto huge = (*h)->raw(std::string(2 * 1024 * 1024, 'x'));
   REQUIRE_FALSE(huge.has_value());
   CHECK(huge.error().code == bus::ErrorCode::kTimeout);
+  // Random bytes straight into the event socket (not even ZMTP): the peer is dropped.
+  for (int i = 0; i < 20; ++i) {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::string path = e.events.substr(6);
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    std::string junk(1 + rng() % 5000, '\0');
+    for (auto& c : junk) c = static_cast<char>(rng());
+    (void)::write(fd, junk.data(), junk.size());
+    ::close(fd);
+  }
   auto ok = (*h)->events(r.runId, 1, 5);
   REQUIRE_MESSAGE(ok.has_value(), (ok ? "" : ok.error().message));
   CHECK((*ok)["events"].size() == 5);
