@@ -69,7 +69,7 @@ void addSubscribeCommand(CLI::App& app, Globals& g, int& exitCode) {
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("subscribe", "Print run events as JSON Lines, live with --follow");
-  cmd->description(
+  cmd->footer(
       "Print the events of a run (or of every run) as JSON Lines, one event per line as the\n"
       "engine publishes it (runId, seq, type, ts, commandId, payload). History first, then,\n"
       "with --follow, live events: each event exactly once and in order, even when this\n"
