@@ -546,3 +546,37 @@ TEST_CASE("verify passes an untouched run and catches a byte changed with the sq
 }
 
 }  // namespace runrec::test
+
+namespace runrec::test {
+
+TEST_CASE("a stop (SIGTERM, as Ctrl-C) during a paced replay ends the new run stopped, and it diverges") {
+  auto dir = tempDir("replay-stop");
+  auto db = dir / "s.db";
+  auto proto = dir / "seed.json";
+  std::ofstream(proto) << runner::makeSeedProtocol(40).dump();
+  REQUIRE(runrec("run " + proto.string() + " --db " + db.string() + " --events none").exitCode == 0);
+  // Recorded gaps are well under a millisecond; at --rate 0.0002 the replay takes minutes.
+  auto out = dir / "out.json", rcFile = dir / "rc";
+  std::string script = runrecPath() + " replay last --db " + db.string() + " --rate 0.0002 --events none --json >" +
+                       out.string() + " 2>" + (dir / "err").string() + " & pid=$!; sleep 1.5; kill -TERM $pid; wait $pid; echo $? >" +
+                       rcFile.string();
+  auto start = std::chrono::steady_clock::now();
+  REQUIRE(std::system(("bash -c '" + script + "'").c_str()) == 0);
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(30));
+  INFO(readText(dir / "err"));
+  CHECK(std::stoi(readText(rcFile)) == 1);
+  json j = json::parse(readText(out));
+  CHECK(j["summary"]["status"] == "stopped");
+  CHECK(j["comparison"]["identical"] == false);
+  auto events = engine::EventLog::open(db, engine::LogOptions{engine::Sync::kNormal, true, false});
+  REQUIRE(events.has_value());
+  auto replayed = (*events)->events(j["replayRunId"]);
+  REQUIRE(replayed.has_value());
+  bool asked = false;
+  for (auto& e : *replayed)
+    if (e.type == engine::event::kRunStopRequested)
+      asked = e.payload["requestedBy"].get<std::string>().find("Ctrl-C in runrec replay") != std::string::npos;
+  CHECK(asked);
+}
+
+}  // namespace runrec::test
