@@ -6,8 +6,60 @@
 #include <filesystem>
 #include <functional>
 #include <iostream>
+#include <unistd.h>
 
 namespace runrec::cli {
+
+StopOnSignal::StopOnSignal(std::string what, std::function<void()> stop)
+    : what_(std::move(what)), stop_(std::move(stop)) {
+  sigemptyset(&set_);
+  sigaddset(&set_, SIGINT);
+  sigaddset(&set_, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set_, &old_);
+  thread_ = std::thread([this] {
+    int count = 0;
+    timespec tick{0, 100 * 1000 * 1000};
+    while (!done_.load()) {
+      if (sigtimedwait(&set_, nullptr, &tick) < 0) continue;
+      if (count++ == 0) {
+        std::cerr << "\nrunrec: stopping the " << what_
+                  << " after the command in progress; cleanup will drop any tip and home (Ctrl-C again does not "
+                     "skip it)\n";
+        stop_();
+      } else {
+        std::cerr << "\nrunrec: already stopping; waiting for the command in progress and cleanup\n";
+      }
+    }
+  });
+}
+
+StopOnSignal::~StopOnSignal() {
+  done_.store(true);
+  thread_.join();
+  pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+}
+
+std::string whoAmI(const std::string& what) {
+  const char* user = std::getenv("USER");
+  char host[256] = "?";
+  gethostname(host, sizeof host - 1);
+  return what + " (" + (user ? user : "?") + "@" + host + ", pid " + std::to_string(::getpid()) + ")";
+}
+
+engine::Result<std::unique_ptr<engine::EventLog>> openForReading(const std::string& db) {
+  return engine::EventLog::open(db, engine::LogOptions{engine::Sync::kNormal, true, false});
+}
+
+int exitFor(const engine::Error& e) {
+  switch (e.code) {
+    case engine::ErrorCode::kNotFound:
+    case engine::ErrorCode::kAmbiguous:
+    case engine::ErrorCode::kInvalid:
+    case engine::ErrorCode::kCorrupt:
+    case engine::ErrorCode::kSchema: return kBadInput;
+    default: return kSystemError;
+  }
+}
 
 int error(int code, const std::string& message) {
   std::cerr << "runrec: " << message << "\n";

@@ -3,7 +3,15 @@
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
+#include <atomic>
+#include <functional>
+#include <memory>
 #include <string>
+#include <thread>
+
+#include <signal.h>
+
+#include "runrec/engine/event_log.hpp"
 
 namespace runrec::cli {
 
@@ -19,6 +27,33 @@ struct Globals {
   std::string db = "runrec.db";
   std::string logLevel = "warn";
 };
+
+// Ctrl-C / SIGTERM while `what` (run, replay, engine) is going: the first calls `stop`
+// (the command in progress finishes, cleanup drops any tip and homes), later ones say it
+// is already stopping. Construct it before any thread exists: it blocks the signals in the
+// calling thread (so threads created later inherit the mask) and takes them on its own.
+class StopOnSignal {
+ public:
+  StopOnSignal(std::string what, std::function<void()> stop);
+  ~StopOnSignal();
+  StopOnSignal(const StopOnSignal&) = delete;
+  StopOnSignal& operator=(const StopOnSignal&) = delete;
+
+ private:
+  std::string what_;
+  std::function<void()> stop_;
+  sigset_t set_{}, old_{};
+  std::atomic<bool> done_{false};
+  std::thread thread_;
+};
+
+// "what (user@host, pid N)": who asked, as recorded in the log.
+std::string whoAmI(const std::string& what);
+
+// Opens a log for reading; never creates one.
+engine::Result<std::unique_ptr<engine::EventLog>> openForReading(const std::string& db);
+// Exit code for a log error: bad input (unknown run, damaged file) or system error.
+int exitFor(const engine::Error& e);
 
 // Prints "runrec: <message>" to stderr and returns `code`.
 int error(int code, const std::string& message);

@@ -48,12 +48,7 @@ void addControlCommand(CLI::App& app, Globals& g, int& exitCode) {
       }
       endpoint = *ep;
     }
-    const char* user = std::getenv("USER");
-    char host[256] = "?";
-    gethostname(host, sizeof host - 1);
-    json req = {{"action", o->action},
-                {"requestedBy", std::string("runrec control (") + (user ? user : "?") + "@" + host + ", pid " +
-                                    std::to_string(::getpid()) + ")"}};
+    json req = {{"action", o->action}, {"requestedBy", whoAmI("runrec control")}};
     bus::Context ctx;
     auto answer = bus::controlRequest(ctx, endpoint, req, std::chrono::milliseconds(static_cast<long>(o->timeout * 1000)));
     if (!answer) {

@@ -12,21 +12,6 @@ using nlohmann::json;
 
 namespace {
 
-engine::Result<std::unique_ptr<engine::EventLog>> openForReading(const std::string& db) {
-  return engine::EventLog::open(db, engine::LogOptions{engine::Sync::kNormal, true, false});
-}
-
-int exitFor(const engine::Error& e) {
-  switch (e.code) {
-    case engine::ErrorCode::kNotFound:
-    case engine::ErrorCode::kAmbiguous:
-    case engine::ErrorCode::kInvalid:
-    case engine::ErrorCode::kCorrupt:
-    case engine::ErrorCode::kSchema: return kBadInput;
-    default: return kSystemError;
-  }
-}
-
 std::string str(const json& j, const char* key, const char* dflt = "-") {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return dflt;

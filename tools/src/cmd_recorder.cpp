@@ -28,20 +28,6 @@ using nlohmann::json;
 
 namespace {
 
-engine::Result<std::unique_ptr<engine::EventLog>> openForReading(const std::string& db) {
-  return engine::EventLog::open(db, engine::LogOptions{engine::Sync::kNormal, true, false});
-}
-
-int exitFor(const engine::Error& e) {
-  switch (e.code) {
-    case engine::ErrorCode::kNotFound:
-    case engine::ErrorCode::kAmbiguous:
-    case engine::ErrorCode::kInvalid:
-    case engine::ErrorCode::kCorrupt:
-    case engine::ErrorCode::kSchema: return kBadInput;
-    default: return kSystemError;
-  }
-}
 
 // Opens the log and resolves RUN; on failure sets exitCode and returns nullopt.
 struct Opened {
@@ -89,48 +75,6 @@ engine::Result<std::unique_ptr<hardware::Robot>> makeRobot(const std::string& sp
                       "--robot " + spec + ": expected \"sim\", \"sim-basic\" or \"serial:DEVICE\"");
 }
 
-// Ctrl-C / SIGTERM during a replay: the first asks for a stop (as `runrec run` does).
-class StopOnSignal {
- public:
-  explicit StopOnSignal(std::function<void()> stop) : stop_(std::move(stop)) {
-    sigemptyset(&set_);
-    sigaddset(&set_, SIGINT);
-    sigaddset(&set_, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set_, &old_);
-    thread_ = std::thread([this] {
-      int count = 0;
-      timespec tick{0, 100 * 1000 * 1000};
-      while (!done_.load()) {
-        if (sigtimedwait(&set_, nullptr, &tick) < 0) continue;
-        if (count++ == 0) {
-          std::cerr << "\nrunrec: stopping the replay after the command in progress; cleanup will drop any tip and home\n";
-          stop_();
-        } else {
-          std::cerr << "\nrunrec: already stopping\n";
-        }
-      }
-    });
-  }
-  ~StopOnSignal() {
-    done_.store(true);
-    thread_.join();
-    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
-  }
-
- private:
-  std::function<void()> stop_;
-  sigset_t set_{}, old_{};
-  std::atomic<bool> done_{false};
-  std::thread thread_;
-};
-
-std::string whoAmI(const std::string& what) {
-  const char* user = std::getenv("USER");
-  char host[256] = "?";
-  gethostname(host, sizeof host - 1);
-  return what + " (" + (user ? user : "?") + "@" + host + ", pid " + std::to_string(::getpid()) + ")";
-}
-
 std::string str(const json& j) { return j.is_string() ? j.get<std::string>() : j.is_null() ? "-" : j.dump(); }
 
 void addReplay(CLI::App& app, Globals& g, int& exitCode) {
@@ -170,7 +114,7 @@ void addReplay(CLI::App& app, Globals& g, int& exitCode) {
   cmd->callback([o, &g, &exitCode] {
     std::atomic<engine::Engine*> target{nullptr};
     std::atomic<bool> stopAsked{false};
-    StopOnSignal stopper([&] {
+    StopOnSignal stopper("replay", [&] {
       stopAsked.store(true);
       if (auto* e = target.load()) e->requestStop(whoAmI("Ctrl-C in runrec replay"));
     });

@@ -91,51 +91,6 @@ void printSummary(const json& s, const std::string& db) {
   std::cout << "Log        " << db << "  (runrec show " << s.value("runId", "").substr(0, 8) << ")\n";
 }
 
-// Ctrl-C / SIGTERM while a run is going: the first asks for a stop (the command in progress
-// finishes, then cleanup runs), later ones say it is already stopping. Signals are blocked
-// in every thread and taken here with sigtimedwait, so the handler can do real work.
-class StopOnSignal {
- public:
-  explicit StopOnSignal(std::function<void()> stop) : stop_(std::move(stop)) {
-    sigemptyset(&set_);
-    sigaddset(&set_, SIGINT);
-    sigaddset(&set_, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set_, &old_);
-    thread_ = std::thread([this] {
-      int count = 0;
-      timespec tick{0, 100 * 1000 * 1000};
-      while (!done_.load()) {
-        if (sigtimedwait(&set_, nullptr, &tick) < 0) continue;
-        if (count++ == 0) {
-          std::cerr << "\nrunrec: stopping after the command in progress; cleanup will drop any tip and home "
-                       "(Ctrl-C again does not skip it)\n";
-          stop_();
-        } else {
-          std::cerr << "\nrunrec: already stopping; waiting for the command in progress and cleanup\n";
-        }
-      }
-    });
-  }
-  ~StopOnSignal() {
-    done_.store(true);
-    thread_.join();
-    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
-  }
-
- private:
-  std::function<void()> stop_;
-  sigset_t set_{}, old_{};
-  std::atomic<bool> done_{false};
-  std::thread thread_;
-};
-
-std::string whoAmI(const std::string& what) {
-  const char* user = std::getenv("USER");
-  char host[256] = "?";
-  gethostname(host, sizeof host - 1);
-  return what + " (" + (user ? user : "?") + "@" + host + ", pid " + std::to_string(::getpid()) + ")";
-}
-
 std::atomic<engine::Engine*> gEngine{nullptr};
 
 }  // namespace
@@ -207,7 +162,7 @@ void addRunCommand(CLI::App& app, Globals& g, int& exitCode) {
     auto stopTarget = std::make_shared<StopTarget>();
     stopTarget->connect = o->connect;
     std::optional<StopOnSignal> stopper;
-    stopper.emplace([stopTarget] {
+    stopper.emplace("run", [stopTarget] {
       std::string who = whoAmI("Ctrl-C in runrec run");
       if (auto* e = stopTarget->engine.load()) {
         e->requestStop(who);
@@ -352,7 +307,7 @@ void addEngineCommand(CLI::App& app, Globals& g, int& exitCode) {
                   "ipc:///tmp/runrec-<hash of --db>.events, \"none\" for none (docs/events-wire.md)");
   cmd->callback([o, &g, &exitCode] {
     // Ctrl-C / SIGTERM: an open run ends `stopped` (after cleanup), then the engine exits.
-    StopOnSignal stopper([] {
+    StopOnSignal stopper("engine", [] {
       if (auto* e = gEngine.load()) e->requestShutdown();
     });
     auto robot = makeRobot(o->robot);
