@@ -336,6 +336,8 @@ struct Engine::Impl {
                                 {"autoResume", options.autoResume}}},
                     {"liquids", member(body, "liquids", json::object())},
                     {"fixedTrash", executor.fixedTrash()}};
+    // A replay names the run it replays (docs/recorder.md).
+    if (body.is_object() && body.contains("replayOf") && body["replayOf"].is_string()) created["replayOf"] = body["replayOf"];
     if (auto st = record(event::kRunCreated, created); !st) return st;
     if (auto st = record(event::kRunStarted, json::object()); !st) return st;
     pendingReplies.push_back({bus::MessageType::kOpened, state.runId, 0, {{"runId", state.runId}}});
