@@ -150,6 +150,7 @@ class LoopbackPort final : public SerialPort {
   explicit LoopbackPort(VirtualSmoothie& board) : board_(board) {}
   Status write(std::string_view bytes) override {
     if (closed_) return fail(ErrorCode::kCommunication, "loopback: port is closed");
+    if (board_.disconnected()) return fail(ErrorCode::kCommunication, "virtual Smoothie: the port went away (disconnected)");
     board_.receive(bytes, pending_);
     return {};
   }
@@ -158,6 +159,8 @@ class LoopbackPort final : public SerialPort {
     // The board answers synchronously: nothing pending means nothing will come. Wait out
     // the timeout as a real port would (no busy loop for the caller).
     if (offset_ == pending_.size()) {
+      if (board_.disconnected())
+        return fail(ErrorCode::kCommunication, "virtual Smoothie: the port went away (disconnected)");
       if (timeout.count() > 0) std::this_thread::sleep_for(timeout);
       return std::size_t{0};
     }

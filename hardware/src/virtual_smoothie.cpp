@@ -146,9 +146,10 @@ Result<SmoothieFault> parseSmoothieFault(std::string_view text) {
   else if (kind == "drop") f.kind = SmoothieFault::Kind::kDropReply;
   else if (kind == "garbage") f.kind = SmoothieFault::Kind::kGarbage;
   else if (kind == "silent") f.kind = SmoothieFault::Kind::kSilent;
+  else if (kind == "disconnect") f.kind = SmoothieFault::Kind::kDisconnect;
   else
     return fail(ErrorCode::kInvalidArgument,
-                "fault \"" + std::string(text) + "\": kind must be error, alarm, drop, garbage or silent");
+                "fault \"" + std::string(text) + "\": kind must be error, alarm, drop, garbage, silent or disconnect");
   return f;
 }
 
@@ -225,7 +226,7 @@ bool VirtualSmoothie::applyMove(std::string_view args, std::string& /*data*/, st
 
 void VirtualSmoothie::executeLine(std::string_view line, std::string& out) {
   ++lines_;
-  if (silent_) return;
+  if (silent_ || disconnected_) return;
   const SmoothieFault* fault = nullptr;
   if (isMotionLine(line)) fault = faultFor(++moves_);
   if (fault) {
@@ -346,6 +347,11 @@ void VirtualSmoothie::executeLine(std::string_view line, std::string& out) {
     if (wait > 0) std::this_thread::sleep_for(std::chrono::duration<double>(wait));
   }
   if (fault && fault->kind == SmoothieFault::Kind::kDropReply) return;
+  if (fault && fault->kind == SmoothieFault::Kind::kDisconnect) {
+    out += "ok\r\n";  // half the acknowledgement, then nothing: the port is gone
+    disconnected_ = true;
+    return;
+  }
   if (fault && fault->kind == SmoothieFault::Kind::kGarbage) out += "\x01\xfe\x13#Q\x7f\r\n";
   if (!err.empty()) {
     out += err;
@@ -417,6 +423,11 @@ Status PtySmoothie::serve(const std::atomic<bool>& stop) {
         return fail(ErrorCode::kCommunication, path_ + ": write: " + std::strerror(errno));
       }
       done += static_cast<std::size_t>(w);
+    }
+    if (board_.disconnected()) {  // the board went away: hang up the terminal
+      ::close(master_);
+      master_ = -1;
+      return {};
     }
   }
   return {};

@@ -73,7 +73,7 @@ void addHardwareCommands(CLI::App& app, Globals& g, int& exitCode) {
     cmd->description(
         "Start the virtual Smoothie on a pseudo-terminal, print its device path on stdout and\n"
         "answer G-code until Ctrl-C / SIGTERM. Drive it with `runrec run --robot serial:PATH`.\n"
-        "Faults: KIND@N with KIND error, alarm, drop, garbage or silent, on the Nth motion line.");
+        "Faults: KIND@N with KIND error, alarm, drop, garbage, silent or disconnect, on the Nth motion line.");
     cmd->add_flag("--pty", o->pty, "Serve on a pseudo-terminal (the only transport so far)")->required();
     cmd->add_option("--left", o->left, "Pipette model the board reports on the left mount (e.g. p300_multi_v2.1)");
     cmd->add_option("--right", o->right, "Pipette model the board reports on the right mount (e.g. p20_single_v2.0)");

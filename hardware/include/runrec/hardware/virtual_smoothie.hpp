@@ -30,12 +30,13 @@ struct SmoothieFault {
     kDropReply,  // makes the move but sends no reply for that line
     kGarbage,    // makes the move but answers bytes that are not G-code replies
     kSilent,     // from that line on, never answers again
+    kDisconnect, // makes the move, sends half its reply, then the port goes away (USB unplugged)
   };
   Kind kind = Kind::kError;
   long nthMove = 1;
 };
 
-// Parses "error@3", "alarm@5", "drop@2", "garbage@4", "silent@7".
+// Parses "error@3", "alarm@5", "drop@2", "garbage@4", "silent@7", "disconnect@9".
 Result<SmoothieFault> parseSmoothieFault(std::string_view text);
 
 struct VirtualSmoothieOptions {
@@ -62,6 +63,7 @@ class VirtualSmoothie {
   long moves() const { return moves_; }
   double simulatedSeconds() const { return simulatedSeconds_; }
   bool silent() const { return silent_; }
+  bool disconnected() const { return disconnected_; }  // a disconnect fault fired
 
  private:
   void executeLine(std::string_view line, std::string& out);
@@ -81,6 +83,7 @@ class VirtualSmoothie {
   bool relative_ = false;
   bool alarm_ = false;
   bool silent_ = false;
+  bool disconnected_ = false;
   long lines_ = 0, moves_ = 0;
   double simulatedSeconds_ = 0;
 };
