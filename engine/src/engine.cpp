@@ -313,7 +313,8 @@ struct Engine::Impl {
       for (auto& [uri, def] : body["labwareDefinitions"].items())
         if (auto st = lib.add(def, "labwareDefinitions[\"" + uri + "\"]"); !st) return refuse(st.error().message);
     library = std::move(lib);
-    Executor executor(*robot, library);
+    options.modules->beginRun();
+    Executor executor(*robot, library, options.modules.get());
 
     RunRow row{newRunId(), nowTimestamp(), text(protocol, "name", "unnamed"), text(protocol, "sha256"),
                robot->describe()};
@@ -550,7 +551,12 @@ struct Engine::Impl {
       if (p.tip || p.tipUnknown) drops.push_back(id);
     bool homeFirst = recovery;
     for (auto& [id, p] : state.pipettes) homeFirst = homeFirst || p.tipUnknown;
+    // Modules first: shakers stop and heaters go off before the gantry moves (docs/modules.md).
+    auto moduleSteps = moduleCleanupCommands(state);
+    json deactivate = json::array();
+    for (auto& [type, params] : moduleSteps) deactivate.push_back({{"commandType", type}, {"moduleId", params["moduleId"]}});
     json plan = {{"reason", why},
+                 {"deactivateModules", deactivate},
                  {"dropTips", drops},
                  {"trash", trash.empty() ? json() : json(trash)},
                  {"homeFirst", homeFirst},
@@ -572,6 +578,8 @@ struct Engine::Impl {
       if (!stepOk) *ok = false;
       return st;
     };
+    for (auto& [type, params] : moduleSteps)
+      if (auto st = step(type, params); !st) return st;
     if (homeFirst)
       if (auto st = step("home", json::object()); !st) return st;
     for (auto& id : drops) {
@@ -609,7 +617,8 @@ struct Engine::Impl {
       json lastEvent = events->empty() ? json() : json{{"seq", events->back().seq}, {"type", events->back().type},
                                                        {"ts", events->back().ts}};
       json inProgress = state.currentCommandId ? json(*state.currentCommandId) : json();
-      Executor executor(*robot, library);
+      options.modules->beginRun();
+      Executor executor(*robot, library, options.modules.get());
       bool cleanupOk = true;
       if (auto st = cleanup(executor, "recovery: the run was cut off (crash or power loss)", true, &cleanupOk); !st)
         return tl::unexpected(st.error());
@@ -645,6 +654,7 @@ Result<std::unique_ptr<Engine>> Engine::create(bus::Context& ctx, EngineOptions 
   impl->log = std::move(*log);
   impl->robot = std::move(robot);
   impl->options = options;
+  if (!impl->options.modules) impl->options.modules = std::make_shared<hardware::ModuleHub>();
   auto recovered = impl->recover();
   if (!recovered) return tl::unexpected(recovered.error());
   auto server = bus::CommandServer::bind(ctx, options.endpoint, options.channel);

@@ -116,23 +116,11 @@ WellLoc wellLocation(const json& params, hardware::WellOrigin dflt, Point dfltOf
   return loc;
 }
 
-// Module labware offsets (mm, from the module's slot origin to where its labware sits).
-// Approximate published figures; module geometry proper is the modules issue's work.
-std::optional<Point> moduleLabwareOffset(const std::string& model) {
-  static const std::map<std::string, Point> offsets = {
-      {"temperatureModuleV1", {-0.15, -0.15, 80.09}}, {"temperatureModuleV2", {-1.45, -0.15, 80.09}},
-      {"magneticModuleV1", {0.125, -0.125, 82.25}},   {"magneticModuleV2", {-1.175, -0.125, 82.25}},
-      {"thermocyclerModuleV1", {0, 82.56, 97.8}},     {"heaterShakerModuleV1", {-0.125, 1.125, 68.275}},
-  };
-  auto it = offsets.find(model);
-  if (it == offsets.end()) return std::nullopt;
-  return it->second;
-}
-
 class Run {
  public:
-  Run(const RunState& s, hardware::Robot& robot, const hardware::LabwareLibrary& lib, const std::string& commandId)
-      : s_(s), robot_(robot), lib_(lib), commandId_(commandId) {}
+  Run(const RunState& s, hardware::Robot& robot, const hardware::LabwareLibrary& lib, hardware::ModuleHub& modules,
+      const std::string& commandId)
+      : s_(s), robot_(robot), lib_(lib), modules_(modules), commandId_(commandId) {}
 
   json dispatch(const std::string& type, const json& p) {
     if (type == "loadPipette") return loadPipette(p);
@@ -189,6 +177,7 @@ class Run {
   Point moveAlongArc(const PipetteState& pip, const Point& target, const std::string& labwareId,
                      const std::string& wellName, std::optional<double> minimumZ = std::nullopt,
                      bool forceDirect = false, std::optional<double> speed = std::nullopt) {
+    if (!labwareId.empty()) checkModuleRestrictions(pip, labwareId);
     Point from = currentPosition(pip);
     hardware::ArcRequest req;
     req.from = from;
@@ -262,17 +251,25 @@ class Run {
                    {{"slotName", slot}});
       }
       for (auto& [mid, m] : s_.modules)
-        if (m.slotName == slot)
-          failWith("InvalidAction", "slot " + slot + " is occupied by module \"" + mid + "\"", {{"slotName", slot}});
+        if (m.slotName == slot || std::find(m.slots.begin(), m.slots.end(), slot) != m.slots.end())
+          failWith("InvalidAction", "slot " + slot + " is occupied by module \"" + mid + "\" (" + m.model + ")",
+                   {{"slotName", slot}, {"moduleId", mid}});
     } else if (loc.contains("moduleId")) {
       if (!loc["moduleId"].is_string()) failWith("InvalidParams", "params.location.moduleId: expected a string");
       std::string mid = loc["moduleId"].get<std::string>();
       auto m = s_.modules.find(mid);
       if (m == s_.modules.end()) failWith("NotLoaded", "module \"" + mid + "\" has not been loaded", {{"moduleId", mid}});
+      for (auto& [otherId, other] : s_.labware)
+        if (other.moduleId == mid && otherId != id)
+          failWith("InvalidAction", "module \"" + mid + "\" already holds labware \"" + otherId + "\"",
+                   {{"moduleId", mid}, {"labwareId", otherId}});
+      const auto* model = hardware::findModuleModel(m->second.model);
+      if (!model) failWith("InvalidParams", "module \"" + mid + "\" has an unknown model \"" + m->second.model + "\"");
       auto o = hardware::slotOrigin(m->second.slotName);
       if (!o) failWith("InvalidParams", "module slot: " + o.error().message);
-      Point off = moduleLabwareOffset(m->second.model).value_or(Point{});
-      origin = {o->x + off.x, o->y + off.y, o->z + off.z};
+      auto off = hardware::moduleLabwareOffset(*model, m->second.slotName);
+      if (!off) failWith("InvalidParams", "module slot: " + off.error().message);
+      origin = {o->x + off->x, o->y + off->y, o->z + off->z};
     } else {
       failWith("InvalidParams", "params.location: expected {\"slotName\"} or {\"moduleId\"}");
     }
@@ -281,17 +278,35 @@ class Run {
 
   json loadModule(const json& p) {
     std::string id = requireString(p, "moduleId");
-    std::string model = requireString(p, "model");
-    if (!moduleLabwareOffset(model)) failWith("InvalidParams", "params.model: unknown OT-2 module model \"" + model + "\"");
+    std::string modelName = requireString(p, "model");
+    const auto* model = hardware::findModuleModel(modelName);
+    if (!model) failWith("InvalidParams", "params.model: unknown OT-2 module model \"" + modelName + "\"");
     const json& loc = field(p, "location");
     if (!loc.is_object() || !loc.contains("slotName") || !loc["slotName"].is_string())
       failWith("InvalidParams", "params.location.slotName: missing");
     std::string slot = loc["slotName"].get<std::string>();
     if (auto o = hardware::slotOrigin(slot); !o) failWith("InvalidParams", "params.location.slotName: " + o.error().message);
-    if (auto* occupant = s_.labwareInSlot(slot))
-      failWith("InvalidAction", "slot " + slot + " is occupied by labware \"" + occupant->id + "\"");
-    // Module hardware is not driven yet: the module is recorded and simulated.
-    return {{"moduleId", id}, {"model", model}, {"simulated", true}};
+    auto slots = hardware::moduleSlots(*model, slot);
+    if (!slots) failWith("InvalidParams", "params.location.slotName: " + slots.error().message, {{"slotName", slot}});
+    for (const auto& sl : *slots) {
+      if (auto* occupant = s_.labwareInSlot(sl))
+        failWith("InvalidAction", "slot " + sl + " is occupied by labware \"" + occupant->id + "\"", {{"slotName", sl}});
+      for (auto& [mid, m] : s_.modules)
+        if (mid != id && (m.slotName == sl || std::find(m.slots.begin(), m.slots.end(), sl) != m.slots.end()))
+          failWith("InvalidAction", "slot " + sl + " is occupied by module \"" + mid + "\"", {{"slotName", sl}});
+    }
+    auto driver = modules_.attach(id, modelName, slot);
+    if (!driver) check(tl::unexpected(driver.error()));
+    json status = readStatus(**driver, id, json::object());
+    bool simulated = modules_.virtualModule(id) != nullptr;
+    auto off = hardware::moduleLabwareOffset(*model, slot);
+    return {{"moduleId", id},
+            {"model", modelName},
+            {"slots", *slots},
+            {"labwareOffset", pointJson(off.value_or(Point{}))},
+            {"simulated", simulated},
+            {"device", (*driver)->describe()},
+            {"moduleStatus", status}};
   }
 
   json loadLiquid(const json& p) {
@@ -491,28 +506,250 @@ class Run {
     return json::object();
   }
 
+  // ---- modules ----
+
+  // The module's state as its driver reads it back (docs/event-log.md, module results).
+  json readStatus(hardware::ModuleDriver& d, const std::string& moduleId, const json& previous) {
+    auto r = d.readAll();
+    if (!r) check(tl::unexpected(r.error()));
+    auto opt = [](const std::optional<double>& v) { return v ? json(std::round(*v * 100) / 100) : json(); };
+    json st = json::object();
+    switch (d.model().type) {
+      case hardware::ModuleType::kTemperature:
+        st = {{"targetCelsius", opt(r->targetCelsius)}, {"currentCelsius", opt(r->currentCelsius)}};
+        break;
+      case hardware::ModuleType::kMagnetic: {
+        double pos = r->magnetPosition.value_or(0);
+        bool engaged = pos > 1e-6;
+        st = {{"engaged", engaged},
+              {"hardwareHeight", std::round(pos * 1000) / 1000},
+              {"height", engaged ? previous.value("height", json()) : json()}};
+        break;
+      }
+      case hardware::ModuleType::kThermocycler:
+        st = {{"targetBlockCelsius", opt(r->targetCelsius)},
+              {"currentBlockCelsius", opt(r->currentCelsius)},
+              {"holdSecondsRemaining", opt(r->holdSecondsRemaining)},
+              {"targetLidCelsius", opt(r->lidTargetCelsius)},
+              {"currentLidCelsius", opt(r->lidCelsius)},
+              {"lid", r->lid}};
+        break;
+      case hardware::ModuleType::kHeaterShaker:
+        st = {{"targetCelsius", opt(r->targetCelsius)},
+              {"currentCelsius", opt(r->currentCelsius)},
+              {"targetRpm", r->targetRpm && *r->targetRpm > 0 ? json(*r->targetRpm) : json()},
+              {"currentRpm", r->currentRpm.value_or(0)},
+              {"latch", r->latch}};
+        break;
+    }
+    (void)moduleId;
+    return st;
+  }
+
+  // The driver for a loaded module; after a crash (recovery cleanup) the module is attached
+  // again from what the log says was loaded.
+  hardware::ModuleDriver& driverFor(const ModuleState& m) {
+    if (auto* d = modules_.find(m.id)) return *d;
+    auto d = modules_.attach(m.id, m.model, m.slotName);
+    if (!d) check(tl::unexpected(d.error()));
+    return **d;
+  }
+
+  double celsiusIn(const json& p, const char* key, const hardware::ModuleModel& model, double lo, double hi) {
+    double c = requireNumber(p, key);
+    if (c < lo || c > hi)
+      failWith("InvalidParams",
+               std::string("params.") + key + ": the " + model.displayName + " takes " + fmt(lo) + "–" + fmt(hi) +
+                   " °C, got " + fmt(c),
+               {{key, c}, {"min", lo}, {"max", hi}});
+    return c;
+  }
+
+  // What to wait for: the command's celsius, else the target the log says is set.
+  double waitTarget(const json& p, const json& status, const char* statusKey, const std::string& type) {
+    if (auto c = optionalNumber(p, "celsius")) return *c;
+    const json& t = status.contains(statusKey) ? status[statusKey] : json();
+    if (!t.is_number()) failWith("InvalidAction", type + ": no target temperature is set", {{"moduleId", requireString(p, "moduleId")}});
+    return t.get<double>();
+  }
+
   json moduleCommand(const std::string& type, const json& p) {
     std::string mid = requireString(p, "moduleId");
-    auto m = s_.modules.find(mid);
-    if (m == s_.modules.end()) failWith("NotLoaded", "module \"" + mid + "\" has not been loaded", {{"moduleId", mid}});
+    auto it = s_.modules.find(mid);
+    if (it == s_.modules.end()) failWith("NotLoaded", "module \"" + mid + "\" has not been loaded", {{"moduleId", mid}});
+    const ModuleState& m = it->second;
     std::string family = type.substr(0, type.find('/'));
-    std::string model = m->second.model;
+    std::string model = m.model;
     bool matches = (family == "temperatureModule" && model.rfind("temperatureModule", 0) == 0) ||
                    (family == "magneticModule" && model.rfind("magneticModule", 0) == 0) ||
                    (family == "thermocycler" && model.rfind("thermocyclerModule", 0) == 0) ||
                    (family == "heaterShaker" && model.rfind("heaterShakerModule", 0) == 0);
     if (!matches) failWith("InvalidAction", type + " sent to module \"" + mid + "\" which is a " + model);
-    // Recorded and simulated: the module drivers are not part of this build yet.
-    json status = json::object();
-    if (type == "temperatureModule/setTargetTemperature") status["targetCelsius"] = requireNumber(p, "celsius");
-    else if (type == "temperatureModule/waitForTemperature") {
-      auto c = optionalNumber(p, "celsius");
-      status["currentCelsius"] = c ? json(*c) : m->second.status.value("targetCelsius", json());
-    } else if (type == "temperatureModule/deactivate") status = {{"targetCelsius", nullptr}};
-    else if (type == "magneticModule/engage") status = {{"engaged", true}, {"height", requireNumber(p, "height")}};
-    else if (type == "magneticModule/disengage") status = {{"engaged", false}, {"height", nullptr}};
-    else status["lastCommand"] = {{"commandType", type}, {"params", p}};
-    return {{"simulated", true}, {"moduleStatus", status}};
+    const auto* mm = hardware::findModuleModel(model);
+    if (!mm) failWith("InvalidParams", "module \"" + mid + "\" has an unknown model \"" + model + "\"");
+    std::string cmd = type.substr(type.find('/') + 1);
+    const json& status = m.status;
+    json extra = json::object();
+
+    // Checks before anything reaches the module.
+    auto unsupported = [&] { failWith("Unsupported", "unsupported module command \"" + type + "\""); };
+    double celsius = 0, height = 0, hw = 0;
+    int rpm = 0;
+    std::vector<std::pair<double, double>> profile;  // (celsius, holdSeconds)
+    std::optional<double> volume, hold;
+    if (family == "temperatureModule") {
+      if (cmd == "setTargetTemperature") celsius = celsiusIn(p, "celsius", *mm, mm->minCelsius, mm->maxCelsius);
+      else if (cmd == "waitForTemperature") celsius = waitTarget(p, status, "targetCelsius", type);
+      else if (cmd != "deactivate") unsupported();
+    } else if (family == "magneticModule") {
+      if (cmd == "engage") {
+        height = requireNumber(p, "height");
+        hw = hardware::magnetHardwareHeight(*mm, height);
+        if (hw < 0 || hw > mm->maxEngageHeight)
+          failWith("InvalidParams",
+                   "params.height: " + fmt(height) + " mm above the labware bottom is outside the " + mm->displayName +
+                       "'s range",
+                   {{"height", height}, {"hardwareHeight", hw}, {"maxEngageHeight", mm->maxEngageHeight}});
+      } else if (cmd != "disengage") {
+        unsupported();
+      }
+    } else if (family == "thermocycler") {
+      volume = optionalNumber(p, "blockMaxVolumeUl");
+      if (volume && (*volume < 0 || *volume > 100))
+        failWith("InvalidParams", "params.blockMaxVolumeUl: expected 0–100 µL, got " + fmt(*volume));
+      if (cmd == "setTargetBlockTemperature") {
+        celsius = celsiusIn(p, "celsius", *mm, mm->minCelsius, mm->maxCelsius);
+        hold = optionalNumber(p, "holdTimeSeconds");
+      } else if (cmd == "waitForBlockTemperature") {
+        celsius = waitTarget(p, status, "targetBlockCelsius", type);
+      } else if (cmd == "setTargetLidTemperature") {
+        celsius = celsiusIn(p, "celsius", *mm, 37, 110);
+      } else if (cmd == "waitForLidTemperature") {
+        celsius = waitTarget(p, status, "targetLidCelsius", type);
+      } else if (cmd == "runProfile") {
+        const json& prof = field(p, "profile");
+        if (!prof.is_array() || prof.empty()) failWith("InvalidParams", "params.profile: expected a non-empty array of steps");
+        for (std::size_t i = 0; i < prof.size(); ++i) {
+          if (!prof[i].is_object()) failWith("InvalidParams", "params.profile[" + std::to_string(i) + "]: expected an object");
+          double c = requireNumber(prof[i], "celsius");
+          double h = requireNumber(prof[i], "holdSeconds");
+          if (c < mm->minCelsius || c > mm->maxCelsius || h < 0)
+            failWith("InvalidParams", "params.profile[" + std::to_string(i) + "]: " + fmt(c) + " °C for " + fmt(h) +
+                                          " s is outside the thermocycler's range");
+          profile.emplace_back(c, h);
+        }
+      } else if (cmd != "openLid" && cmd != "closeLid" && cmd != "deactivateBlock" && cmd != "deactivateLid") {
+        unsupported();
+      }
+    } else if (family == "heaterShaker") {
+      bool shaking = status.value("targetRpm", json()).is_number() && status["targetRpm"].get<int>() > 0;
+      if (cmd == "setTargetTemperature") {
+        celsius = celsiusIn(p, "celsius", *mm, mm->minCelsius, mm->maxCelsius);
+      } else if (cmd == "waitForTemperature") {
+        celsius = waitTarget(p, status, "targetCelsius", type);
+      } else if (cmd == "setAndWaitForShakeSpeed") {
+        double r = requireNumber(p, "rpm");
+        if (r < 200 || r > 3000) failWith("InvalidParams", "params.rpm: the heater-shaker shakes at 200–3000 rpm, got " + fmt(r));
+        if (status.value("latch", std::string()) != "closed")
+          failWith("InvalidAction", "cannot shake: the heater-shaker's labware latch is not closed", {{"moduleId", mid}});
+        rpm = static_cast<int>(std::lround(r));
+      } else if (cmd == "openLabwareLatch") {
+        if (shaking) failWith("InvalidAction", "cannot open the labware latch while the heater-shaker is shaking", {{"moduleId", mid}});
+      } else if (cmd != "closeLabwareLatch" && cmd != "deactivateHeater" && cmd != "deactivateShaker") {
+        unsupported();
+      }
+    }
+
+    hardware::ModuleDriver& d = driverFor(m);
+    if (family == "temperatureModule") {
+      if (cmd == "setTargetTemperature") check(d.setTemperature(celsius));
+      else if (cmd == "waitForTemperature") check(d.waitForTemperature(celsius).map([](auto&&) {}));
+      else check(d.deactivateHeater());
+    } else if (family == "magneticModule") {
+      if (cmd == "engage") check(d.moveMagnet(hw));
+      else check(d.homeMagnet());
+    } else if (family == "thermocycler") {
+      if (cmd == "setTargetBlockTemperature") check(d.setTemperature(celsius, hold, volume));
+      else if (cmd == "waitForBlockTemperature") check(d.waitForTemperature(celsius).map([](auto&&) {}));
+      else if (cmd == "setTargetLidTemperature") check(d.setLidTemperature(celsius));
+      else if (cmd == "waitForLidTemperature") check(d.waitForLidTemperature(celsius).map([](auto&&) {}));
+      else if (cmd == "openLid") check(d.openLid());
+      else if (cmd == "closeLid") check(d.closeLid());
+      else if (cmd == "deactivateBlock") check(d.deactivateHeater());
+      else if (cmd == "deactivateLid") check(d.deactivateLid());
+      else if (cmd == "runProfile") {
+        for (auto& [c, h] : profile) {
+          check(d.setTemperature(c, h, volume));
+          check(d.waitForTemperature(c).map([](auto&&) {}));
+        }
+        extra["stepsCompleted"] = profile.size();
+      }
+    } else if (family == "heaterShaker") {
+      if (cmd == "setTargetTemperature") check(d.setTemperature(celsius));
+      else if (cmd == "waitForTemperature") check(d.waitForTemperature(celsius).map([](auto&&) {}));
+      else if (cmd == "deactivateHeater") check(d.deactivateHeater());
+      else if (cmd == "setAndWaitForShakeSpeed") {
+        check(d.setRpm(rpm));
+        check(d.waitForRpm(rpm).map([](auto&&) {}));
+      } else if (cmd == "deactivateShaker") check(d.stopShaking());
+      else if (cmd == "openLabwareLatch") check(d.openLatch());
+      else if (cmd == "closeLabwareLatch") check(d.closeLatch());
+    }
+    json previous = status;
+    if (family == "magneticModule" && cmd == "engage") previous["height"] = height;
+    if (family == "thermocycler" && volume) extra["blockMaxVolumeUl"] = *volume;
+    json st = readStatus(d, mid, previous);
+    if (family == "thermocycler" && (cmd == "setTargetBlockTemperature" || cmd == "runProfile"))
+      st["blockMaxVolumeUl"] = volume ? json(*volume) : json();
+    json result = {{"simulated", modules_.virtualModule(mid) != nullptr}, {"moduleStatus", st}};
+    for (auto& [k, v] : extra.items())
+      if (k != "blockMaxVolumeUl") result[k] = v;
+    return result;
+  }
+
+  // Pipette moves near modules (docs/modules.md): the thermocycler's labware only with the
+  // lid open; the heater-shaker's rules as the OT-2 applies them.
+  void checkModuleRestrictions(const PipetteState& pip, const std::string& labwareId) {
+    auto* lw = s_.findLabware(labwareId);
+    if (!lw || lw->slotName.empty()) return;
+    const std::string& dest = lw->slotName;
+    bool tiprack = lw->placed.definition && lw->placed.definition->isTiprack;
+    bool multi = pip.spec && pip.spec->channels > 1;
+    for (auto& [mid, m] : s_.modules) {
+      const auto* mm = hardware::findModuleModel(m.model);
+      if (!mm) continue;
+      if (mm->type == hardware::ModuleType::kThermocycler && lw->moduleId == mid) {
+        std::string lid = m.status.value("lid", std::string());
+        if (lid != "open")
+          failWith("InvalidAction", "cannot move to labware \"" + labwareId + "\" in the thermocycler: the lid is " +
+                                        (lid.empty() ? std::string("not known to be open") : lid),
+                   {{"moduleId", mid}, {"labwareId", labwareId}, {"lid", lid}});
+      }
+      if (mm->type != hardware::ModuleType::kHeaterShaker) continue;
+      auto n = hardware::slotNeighbours(m.slotName);
+      bool eastWest = dest == n.east || dest == n.west;
+      bool northSouth = dest == n.north || dest == n.south;
+      bool shaking = (m.status.value("targetRpm", json()).is_number() && m.status["targetRpm"].get<int>() > 0) ||
+                     m.status.value("currentRpm", 0) > 0;
+      std::string latch = m.status.value("latch", std::string());
+      json details = {{"moduleId", mid}, {"heaterShakerSlot", m.slotName}, {"destinationSlot", dest}};
+      if (shaking && (dest == m.slotName || eastWest || northSouth))
+        failWith("InvalidAction", "cannot move to slot " + dest + ": the heater-shaker in slot " + m.slotName +
+                                      " is shaking (its slot and the slots beside, in front and behind are off limits)",
+                 details);
+      if (eastWest && latch != "closed")
+        failWith("InvalidAction", "cannot move to slot " + dest + ", left or right of the heater-shaker in slot " +
+                                      m.slotName + ", while its labware latch is open",
+                 details);
+      if (multi && eastWest)
+        failWith("InvalidAction", "a multi-channel pipette cannot go to slot " + dest +
+                                      ", left or right of the heater-shaker in slot " + m.slotName,
+                 details);
+      if (multi && northSouth && !tiprack)
+        failWith("InvalidAction", "a multi-channel pipette can go to slot " + dest + ", in front of or behind the heater-shaker in slot " +
+                                      m.slotName + ", only for a tip rack",
+                 details);
+    }
   }
 
   static std::string fmt(double v) {
@@ -524,6 +761,7 @@ class Run {
   const RunState& s_;
   hardware::Robot& robot_;
   const hardware::LabwareLibrary& lib_;
+  hardware::ModuleHub& modules_;
   const std::string& commandId_;
 };
 
@@ -534,7 +772,7 @@ CommandOutcome Executor::execute(const RunState& state, const std::string& comma
   CommandOutcome out;
   try {
     if (!params.is_object()) failWith("InvalidParams", "params: expected an object");
-    Run run(state, robot_, library_, commandId);
+    Run run(state, robot_, library_, *modules_, commandId);
     out.result = run.dispatch(commandType, params);
   } catch (Failure& f) {
     out.ok = false;
@@ -543,6 +781,41 @@ CommandOutcome Executor::execute(const RunState& state, const std::string& comma
     out.ok = false;
     out.error = CommandError{"InvalidParams", std::string("bad parameters: ") + e.what(), json::object(), false};
   }
+  return out;
+}
+
+Executor::Executor(hardware::Robot& robot, const hardware::LabwareLibrary& library, hardware::ModuleHub* modules)
+    : robot_(robot), library_(library) {
+  if (!modules) {
+    ownModules_ = std::make_unique<hardware::ModuleHub>();
+    modules = ownModules_.get();
+  }
+  modules_ = modules;
+}
+
+std::vector<std::pair<std::string, json>> moduleCleanupCommands(const RunState& state) {
+  std::vector<std::pair<std::string, json>> out;
+  for (auto& [id, m] : state.modules) {
+    const auto* model = hardware::findModuleModel(m.model);
+    if (!model) continue;
+    json p = {{"moduleId", id}};
+    switch (model->type) {
+      case hardware::ModuleType::kHeaterShaker:
+        out.emplace_back("heaterShaker/deactivateShaker", p);
+        out.emplace_back("heaterShaker/deactivateHeater", p);
+        break;
+      case hardware::ModuleType::kThermocycler:
+        out.emplace_back("thermocycler/deactivateBlock", p);
+        out.emplace_back("thermocycler/deactivateLid", p);
+        break;
+      case hardware::ModuleType::kTemperature: out.emplace_back("temperatureModule/deactivate", p); break;
+      case hardware::ModuleType::kMagnetic: out.emplace_back("magneticModule/disengage", p); break;
+    }
+  }
+  // Shakers first (every module's list is short; stable order within a module).
+  std::stable_sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+    return (a.first == "heaterShaker/deactivateShaker") > (b.first == "heaterShaker/deactivateShaker");
+  });
   return out;
 }
 

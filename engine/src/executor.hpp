@@ -2,11 +2,15 @@
 // Internal to the engine; used only by its writer thread.
 #pragma once
 
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "runrec/engine/state.hpp"
 #include "runrec/hardware/labware.hpp"
+#include "runrec/hardware/modules.hpp"
 #include "runrec/hardware/robot.hpp"
 
 namespace runrec::engine {
@@ -28,8 +32,9 @@ struct CommandOutcome {
 
 class Executor {
  public:
-  Executor(hardware::Robot& robot, const hardware::LabwareLibrary& library)
-      : robot_(robot), library_(library) {}
+  // `modules` serves the modules a run loads (docs/modules.md); nullptr: the executor
+  // keeps its own hub of in-process virtual modules.
+  Executor(hardware::Robot& robot, const hardware::LabwareLibrary& library, hardware::ModuleHub* modules = nullptr);
 
   // `state` is the fold of everything committed so far (the command's own start
   // included); it is read, never written: the caller applies the outcome event.
@@ -42,6 +47,13 @@ class Executor {
  private:
   hardware::Robot& robot_;
   const hardware::LabwareLibrary& library_;
+  std::unique_ptr<hardware::ModuleHub> ownModules_;
+  hardware::ModuleHub* modules_;
 };
+
+// The commands cleanup sends to leave every loaded module inactive, as (commandType,
+// params), in order: shakers stop and heaters go off before the gantry moves; magnets
+// disengage; lids and latches stay where they are (docs/modules.md).
+std::vector<std::pair<std::string, nlohmann::json>> moduleCleanupCommands(const RunState& state);
 
 }  // namespace runrec::engine

@@ -193,6 +193,11 @@ void applySucceeded(RunState& s, const json& started, const json& result, std::i
     m.model = str(p, "model");
     const json& loc = p.value("location", json::object());
     m.slotName = loc.is_object() ? str(loc, "slotName") : std::string();
+    if (result.contains("slots") && result["slots"].is_array())
+      for (auto& sl : result["slots"])
+        if (sl.is_string()) m.slots.push_back(sl.get<std::string>());
+    if (m.slots.empty() && !m.slotName.empty()) m.slots.push_back(m.slotName);
+    if (result.contains("moduleStatus") && result["moduleStatus"].is_object()) m.status = result["moduleStatus"];
     s.modules[m.id] = std::move(m);
   } else if (type == "loadLiquid") {
     if (!lw) {
@@ -249,6 +254,7 @@ void applySucceeded(RunState& s, const json& started, const json& result, std::i
     if (m == s.modules.end()) return issue(issues, seq, type + ": unknown module");
     if (result.contains("moduleStatus") && result["moduleStatus"].is_object())
       m->second.status.update(result["moduleStatus"]);
+    m->second.fault = json();
   }
 
   // Where the pipette is now, for arc planning: over a labware/well, or not known.
@@ -323,6 +329,10 @@ static void applyUnchecked(RunState& s, const Event& e, std::vector<FoldIssue>* 
       s.lastError = p.value("error", json::object());
       // A hardware failure part-way through a tip command leaves the tip state unknown.
       const std::string type = str(s.currentCommand, "commandType");
+      if (type.find('/') != std::string::npos) {
+        auto m = s.modules.find(str(s.currentCommand.value("params", json::object()), "moduleId"));
+        if (m != s.modules.end()) m->second.fault = p.value("error", json::object());
+      }
       if ((type == "pickUpTip" || type == "dropTip") && p.value("error", json::object()).value("tipStateUnknown", false)) {
         auto it = s.pipettes.find(str(s.currentCommand.value("params", json::object()), "pipetteId"));
         if (it != s.pipettes.end()) it->second.tipUnknown = true;
@@ -412,7 +422,10 @@ json toJson(const RunState& s) {
   }
   j["labware"] = lws;
   json mods = json::object();
-  for (auto& [id, m] : s.modules) mods[id] = {{"model", m.model}, {"slotName", m.slotName}, {"status", m.status}};
+  for (auto& [id, m] : s.modules) {
+    mods[id] = {{"model", m.model}, {"slotName", m.slotName}, {"slots", m.slots}, {"status", m.status}};
+    if (!m.fault.is_null()) mods[id]["fault"] = m.fault;
+  }
   j["modules"] = mods;
   return j;
 }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cli_common.hpp"
+#include "cli_modules.hpp"
 #include "runrec/bus/channel.hpp"
 #include "runrec/engine/engine.hpp"
 #include "runrec/hardware/pipettes.hpp"
@@ -61,6 +62,7 @@ void splitCodes(std::string_view line, std::vector<std::string>& out) {
 
 void addHardwareCommands(CLI::App& app, Globals& g, int& exitCode) {
   (void)g;
+  addModuleCommand(app, exitCode);  // runrec module --pty (docs/modules.md)
   {
     struct Opts {
       bool pty = false;

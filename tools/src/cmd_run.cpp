@@ -13,6 +13,7 @@
 #include <iostream>
 
 #include "cli_common.hpp"
+#include "cli_modules.hpp"
 #include "runrec/bus/channel.hpp"
 #include "runrec/bus/control.hpp"
 #include "runrec/engine/engine.hpp"
@@ -108,6 +109,7 @@ void addRunCommand(CLI::App& app, Globals& g, int& exitCode) {
     double timeout = 0;
     std::string postRun = "home";
     std::string onPause = "continue";
+    ModuleFlags modules;  // docs/modules.md
     std::string events;  // live events (docs/events-wire.md)
   };
   auto o = std::make_shared<Opts>();
@@ -150,6 +152,7 @@ void addRunCommand(CLI::App& app, Globals& g, int& exitCode) {
   cmd->add_option("--events", o->events,
                   "Publish live events here (history on ENDPOINT.history / port+1); default "
                   "ipc:///tmp/runrec-<hash of --db>.events, \"none\" for none (docs/events-wire.md)");
+  addModuleOptions(cmd, o->modules);
   cmd->footer("Ctrl-C stops the run after the command in progress; cleanup still drops any tip and homes.\n"
               "While it runs: `runrec control pause|resume|stop|status --db FILE` (or --connect ENDPOINT).");
   cmd->callback([o, &g, &exitCode] {
@@ -201,6 +204,10 @@ void addRunCommand(CLI::App& app, Globals& g, int& exitCode) {
       eo.postRun = o->postRun == "stay" ? engine::EngineOptions::PostRun::kStay : engine::EngineOptions::PostRun::kHome;
       eo.autoResume = o->onPause == "continue";
       eo.eventsEndpoint = eventsEndpointFor(o->events, g.db);  // live events
+      if (int rc = configureModules(o->modules, eo); rc != kOk) {  // docs/modules.md
+        exitCode = rc;
+        return;
+      }
       for (auto& d : o->labwareDirs) eo.labwareDirs.emplace_back(d);
       auto created = engine::Engine::create(ctx, eo, std::move(*robot));
       if (!created) {
@@ -215,6 +222,10 @@ void addRunCommand(CLI::App& app, Globals& g, int& exitCode) {
       eng->start();
     } else if (!o->events.empty()) {
       exitCode = error(kBadInput, "--events belongs to the engine; with --connect, pass it to `runrec engine`");
+      return;
+    } else if (o->modules.given()) {
+      exitCode = error(kBadInput, "--modules, --module and --module-time-scale belong to the engine; with --connect, "
+                                  "pass them to `runrec engine`");
       return;
     } else if (!o->labwareDirs.empty() || o->robot != "sim" || o->sync != "normal" || o->postRun != "home" ||
                o->onPause != "continue") {
@@ -274,6 +285,7 @@ void addEngineCommand(CLI::App& app, Globals& g, int& exitCode) {
     std::vector<std::string> labwareDirs;
     std::string postRun = "home";
     std::string onPause = "wait";
+    ModuleFlags modules;  // docs/modules.md
     std::string events;  // live events (docs/events-wire.md)
   };
   auto o = std::make_shared<Opts>();
@@ -297,6 +309,7 @@ void addEngineCommand(CLI::App& app, Globals& g, int& exitCode) {
   cmd->add_option("--post-run", o->postRun, "After each run (and dropping any tip in the trash): home, or stay")
       ->check(CLI::IsMember({"home", "stay"}))
       ->capture_default_str();
+  addModuleOptions(cmd, o->modules);
   cmd->add_option("--on-pause", o->onPause, "A protocol's waitForResume: wait for `runrec control resume`, or continue")
       ->check(CLI::IsMember({"continue", "wait"}))
       ->capture_default_str();
@@ -325,6 +338,10 @@ void addEngineCommand(CLI::App& app, Globals& g, int& exitCode) {
     eo.postRun = o->postRun == "stay" ? engine::EngineOptions::PostRun::kStay : engine::EngineOptions::PostRun::kHome;
     eo.autoResume = o->onPause == "continue";
     eo.eventsEndpoint = eventsEndpointFor(o->events, g.db);  // live events
+    if (int rc = configureModules(o->modules, eo); rc != kOk) {  // docs/modules.md
+      exitCode = rc;
+      return;
+    }
     for (auto& d : o->labwareDirs) eo.labwareDirs.emplace_back(d);
     auto created = engine::Engine::create(ctx, eo, std::move(*robot));
     if (!created) {

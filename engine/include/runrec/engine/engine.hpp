@@ -18,6 +18,7 @@
 #include "runrec/engine/error.hpp"
 #include "runrec/engine/event_log.hpp"
 #include "runrec/engine/state.hpp"
+#include "runrec/hardware/modules.hpp"
 #include "runrec/hardware/robot.hpp"
 
 namespace runrec::engine {
@@ -46,6 +47,9 @@ struct EngineOptions {
   std::string eventsEndpoint;
   std::string historyEndpoint;
   int eventsHwm = 10000;
+  // Modules (docs/modules.md): which device serves each module a run loads. nullptr:
+  // in-process virtual modules. Owned with the engine; used by its writer thread only.
+  std::shared_ptr<hardware::ModuleHub> modules;
 };
 
 // The run summary (docs/cli-json.md): what `runrec run --json` prints and the body of the

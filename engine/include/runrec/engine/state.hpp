@@ -51,9 +51,17 @@ struct LabwareState {
   std::map<std::string, Contents> wells;  // liquid per well
 };
 
+// A loaded module (docs/modules.md). `status` is what the module reported after its last
+// successful command, merged key by key: targetCelsius/currentCelsius (temperature module,
+// heater-shaker), engaged/height/hardwareHeight (magnetic), targetBlockCelsius,
+// currentBlockCelsius, holdSecondsRemaining, targetLidCelsius, currentLidCelsius, lid
+// (thermocycler), targetRpm/currentRpm/latch (heater-shaker). `fault` holds the error of a
+// module command that failed since (cleared by the next success).
 struct ModuleState {
   std::string id, model, slotName;
-  nlohmann::json status = nlohmann::json::object();  // targets, engaged height, ... (recorded)
+  std::vector<std::string> slots;  // the deck slots it covers (the thermocycler: 7, 8, 10, 11)
+  nlohmann::json status = nlohmann::json::object();
+  nlohmann::json fault;            // null, or the last failed module command's error
 };
 
 enum class RunStatus { kCreated, kRunning, kPaused, kSucceeded, kFailed, kStopped, kInterrupted };
