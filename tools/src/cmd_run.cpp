@@ -20,6 +20,7 @@
 #include "runrec/hardware/sim_robot.hpp"
 #include "runrec/hardware/smoothie.hpp"
 #include "runrec/runner/protocol.hpp"
+#include "runrec/runner/python.hpp"
 #include "runrec/runner/runner.hpp"
 #include "runrec/runner/seed.hpp"
 
@@ -57,8 +58,11 @@ class ProgressLine {
     last_ = now;
     double rate = p.elapsedSeconds > 0 ? p.completed / p.elapsedSeconds : 0;
     double pct = p.total ? 100.0 * p.completed / p.total : 0;
-    std::fprintf(stderr, "\r  command %llu of %llu (%.1f%%), %s commands/s   ", (unsigned long long)p.completed,
-                 (unsigned long long)p.total, pct, formatRate(rate).c_str());
+    if (p.total == 0)  // a Python protocol: the count is not known in advance
+      std::fprintf(stderr, "\r  command %llu, %s commands/s   ", (unsigned long long)p.completed, formatRate(rate).c_str());
+    else
+      std::fprintf(stderr, "\r  command %llu of %llu (%.1f%%), %s commands/s   ", (unsigned long long)p.completed,
+                   (unsigned long long)p.total, pct, formatRate(rate).c_str());
     std::fflush(stderr);
     drawn_ = true;
   }
@@ -94,6 +98,15 @@ void printSummary(const json& s, const std::string& db) {
 
 std::atomic<engine::Engine*> gEngine{nullptr};
 
+// The first 4 KiB of a file ("" if unreadable): enough to tell Python from JSON.
+std::string readHead(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::string text(4096, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<std::size_t>(in.gcount()));
+  return text;
+}
+
 }  // namespace
 
 void addRunCommand(CLI::App& app, Globals& g, int& exitCode) {
@@ -120,7 +133,10 @@ void addRunCommand(CLI::App& app, Globals& g, int& exitCode) {
       "--db. With --connect, commands go to a separate `runrec engine` instead (which owns\n"
       "its own log and robot). Prints progress while running and a summary at the end;\n"
       "exits 1 if the run did not succeed.");
-  cmd->add_option("protocol", o->protocol, "Opentrons JSON protocol file (schema 6, 7 or 8)")->required();
+  cmd->add_option("protocol", o->protocol,
+                  "Opentrons protocol: JSON (schema 6, 7 or 8) or Python (Protocol API v2, a .py file; "
+                  "docs/python-protocols.md)")
+      ->required();
   cmd->add_option("--db", g.db, "SQLite log file (created if missing)")->capture_default_str();
   cmd->add_flag("--json", o->json, "Print the run summary as JSON (docs/cli-json.md)");
   cmd->add_option("--hwm", o->hwm,
@@ -178,10 +194,22 @@ void addRunCommand(CLI::App& app, Globals& g, int& exitCode) {
       auto answer = bus::controlRequest(own, *ep, {{"action", "stop"}, {"requestedBy", who}});
       if (!answer) std::cerr << "runrec: could not ask the engine to stop: " << answer.error().message << "\n";
     });
-    auto protocol = runner::loadProtocol(o->protocol);
-    if (!protocol) {
-      exitCode = error(protocol.error().code == runner::ErrorCode::kIo ? kBadInput : kBadInput, protocol.error().message);
-      return;
+    // A Python protocol (by extension or content) runs in the embedded interpreter.
+    std::optional<runner::PythonProtocol> python;
+    runner::Result<runner::Protocol> protocol = tl::unexpected(runner::Error{runner::ErrorCode::kIo, ""});
+    if (runner::looksLikePython(o->protocol, readHead(o->protocol))) {
+      auto p = runner::loadPythonProtocol(o->protocol);
+      if (!p) {
+        exitCode = error(kBadInput, p.error().message);
+        return;
+      }
+      python = std::move(*p);
+    } else {
+      protocol = runner::loadProtocol(o->protocol);
+      if (!protocol) {
+        exitCode = error(kBadInput, protocol.error().message);
+        return;
+      }
     }
     bus::Context ctx;
     bus::ChannelOptions channel;
@@ -245,7 +273,30 @@ void addRunCommand(CLI::App& app, Globals& g, int& exitCode) {
     ro.onProgress = [&line](const runner::Progress& p) { line.update(p); };
     if (o->timeout > 0) ro.timeout = std::chrono::milliseconds(static_cast<long long>(o->timeout * 1000));
     stopTarget->engine.store(eng.get());
-    auto result = runner::runProtocol(**client, *protocol, ro);
+    runner::Result<runner::RunResult> result = tl::unexpected(runner::Error{runner::ErrorCode::kBus, ""});
+    if (python) {
+      runner::PythonRunOptions po;
+      po.onProgress = ro.onProgress;
+      po.timeout = ro.timeout;
+      for (auto& d : o->labwareDirs) po.labwareDirs.emplace_back(d);
+      // A protocol busy in its own Python code is interrupted when the engine says the run
+      // was stopped (Ctrl-C here, or `runrec control stop`).
+      std::string ep = o->connect.empty() ? localControlEndpoint(g.db) : bus::controlEndpoint(o->connect).value_or("");
+      if (!ep.empty())
+        po.stopRequested = [ep](const std::string& runId) {
+          bus::Context own;
+          auto a = bus::controlRequest(own, ep, {{"action", "status"}, {"requestedBy", "runrec run (Python protocol)"}},
+                                       std::chrono::seconds(2));
+          if (!a || !a->is_object()) return false;
+          const json& run = (*a)["run"];
+          if (!run.is_object()) return true;  // no run open: ours has ended
+          if (run.value("runId", runId) != runId) return true;
+          return run.value("stopping", false);
+        };
+      result = runner::runPythonProtocol(**client, *python, po);
+    } else {
+      result = runner::runProtocol(**client, *protocol, ro);
+    }
     line.done();
     client->reset();
     if (eng) {
