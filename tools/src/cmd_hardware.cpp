@@ -5,6 +5,7 @@
 #include <atomic>
 #include <csignal>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <vector>
@@ -16,6 +17,7 @@
 #include "runrec/hardware/pipettes.hpp"
 #include "runrec/hardware/smoothie.hpp"
 #include "runrec/runner/protocol.hpp"
+#include "runrec/runner/python.hpp"
 #include "runrec/runner/runner.hpp"
 
 namespace runrec::cli {
@@ -127,15 +129,33 @@ void addHardwareCommands(CLI::App& app, Globals& g, int& exitCode) {
         "Run PROTOCOL through the normal pipeline (runner, bus, engine) on the in-process\n"
         "virtual Smoothie and print every G-code the driver sends, one per line, in order.\n"
         "--left/--right name the pipette models the virtual board reports.");
-    cmd->add_option("protocol", o->protocol, "Opentrons JSON protocol file")->required();
+    cmd->add_option("protocol", o->protocol, "Opentrons protocol: JSON, or Python (Protocol API v2, .py)")->required();
     cmd->add_option("--left", o->left, "Pipette model on the left mount (e.g. p300_multi_v2.1)");
     cmd->add_option("--right", o->right, "Pipette model on the right mount (e.g. p20_single_v2.0)");
     cmd->callback([o, &exitCode] {
       if (!checkModel(o->left, exitCode) || !checkModel(o->right, exitCode)) return;
-      auto protocol = runner::loadProtocol(o->protocol);
-      if (!protocol) {
-        exitCode = error(kBadInput, protocol.error().message);
-        return;
+      std::optional<runner::PythonProtocol> python;
+      runner::Result<runner::Protocol> protocol = tl::unexpected(runner::Error{runner::ErrorCode::kIo, ""});
+      std::string head;
+      {
+        std::ifstream in(o->protocol, std::ios::binary);
+        head.resize(4096);
+        in.read(head.data(), static_cast<std::streamsize>(head.size()));
+        head.resize(static_cast<std::size_t>(in.gcount()));
+      }
+      if (runner::looksLikePython(o->protocol, head)) {
+        auto p = runner::loadPythonProtocol(o->protocol);
+        if (!p) {
+          exitCode = error(kBadInput, p.error().message);
+          return;
+        }
+        python = std::move(*p);
+      } else {
+        protocol = runner::loadProtocol(o->protocol);
+        if (!protocol) {
+          exitCode = error(kBadInput, protocol.error().message);
+          return;
+        }
       }
       hardware::VirtualSmoothieOptions vo;
       vo.leftModel = o->left;
@@ -172,7 +192,7 @@ void addHardwareCommands(CLI::App& app, Globals& g, int& exitCode) {
         exitCode = error(kSystemError, client.error().message);
         return;
       }
-      auto result = runner::runProtocol(**client, *protocol);
+      auto result = python ? runner::runPythonProtocol(**client, *python) : runner::runProtocol(**client, *protocol);
       client->reset();
       if (!result) eng->requestShutdown();
       auto st = eng->wait();
