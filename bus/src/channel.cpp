@@ -16,6 +16,7 @@
 #include <utility>
 #include <zmq.hpp>
 
+#include "ipc_file.hpp"
 #include "wire.hpp"
 
 namespace runrec::bus {
@@ -526,6 +527,7 @@ struct CommandServer::Impl {
         endpoint(std::move(e)),
         outEndpoint(std::move(out)) {}
 
+  detail::IpcFile file, outFile;  // the ipc socket files, removed after the sockets close
   zmq::socket_t pull;    // commands <- runners (PULL, bind E)
   zmq::socket_t router;  // outcomes -> runners (ROUTER, bind out(E)), addressed by routing id
   std::string endpoint;
@@ -687,8 +689,10 @@ Result<std::unique_ptr<CommandServer>> CommandServer::bind(Context& ctx,
     // A runner whose connection dropped and came back (same routing id) takes over its route.
     impl->router.set(zmq::sockopt::router_handover, true);
     impl->pull.bind(endpoint);
+    impl->file.remember(endpoint);
     current = *out;
     impl->router.bind(*out);
+    impl->outFile.remember(*out);
     return std::unique_ptr<CommandServer>(new CommandServer(std::move(impl)));
   } catch (const zmq::error_t& e) {
     return tl::unexpected(fromZmq("bind " + current, e));

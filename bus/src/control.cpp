@@ -6,6 +6,8 @@
 #include <charconv>
 #include <zmq.hpp>
 
+#include "ipc_file.hpp"
+
 namespace runrec::bus {
 
 using nlohmann::json;
@@ -28,6 +30,7 @@ Result<std::string> controlEndpoint(const std::string& e) {
 
 struct ControlServer::Impl {
   Impl(zmq::context_t& ctx, std::string ep) : rep(ctx, zmq::socket_type::rep), endpoint(std::move(ep)) {}
+  detail::IpcFile file;  // destroyed after the socket is closed
   zmq::socket_t rep;
   std::string endpoint;
 };
@@ -40,6 +43,7 @@ Result<std::unique_ptr<ControlServer>> ControlServer::bind(Context& ctx, const s
     auto impl = std::make_unique<Impl>(ctx.zmq(), endpoint);
     impl->rep.set(zmq::sockopt::linger, 0);
     impl->rep.bind(endpoint);
+    impl->file.remember(endpoint);
     return std::unique_ptr<ControlServer>(new ControlServer(std::move(impl)));
   } catch (const zmq::error_t& e) {
     return tl::unexpected(Error{ErrorCode::kIo, fmt::format("bus: bind control {}: {}", endpoint, e.what())});

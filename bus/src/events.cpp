@@ -10,6 +10,8 @@
 #include <map>
 #include <zmq.hpp>
 
+#include "curve_internal.hpp"
+#include "ipc_file.hpp"
 #include "wire.hpp"
 
 namespace runrec::bus {
@@ -182,6 +184,7 @@ Result<HistoryRequest> parseHistoryRequest(std::string_view frame) {
 
 struct HistoryResponder::Impl {
   Impl(zmq::context_t& ctx, std::string ep) : rep(ctx, zmq::socket_type::rep), endpoint(std::move(ep)) {}
+  detail::IpcFile file;  // destroyed after the socket is closed
   zmq::socket_t rep;
   std::string endpoint;
 };
@@ -190,12 +193,15 @@ HistoryResponder::HistoryResponder(std::unique_ptr<Impl> impl) : impl_(std::move
 HistoryResponder::~HistoryResponder() = default;
 const std::string& HistoryResponder::endpoint() const { return impl_->endpoint; }
 
-Result<std::unique_ptr<HistoryResponder>> HistoryResponder::bind(Context& ctx, const std::string& endpoint) {
+Result<std::unique_ptr<HistoryResponder>> HistoryResponder::bind(Context& ctx, const std::string& endpoint,
+                                                                 const CurveServer* curve) {
   try {
     auto impl = std::make_unique<Impl>(ctx.zmq(), endpoint);
     impl->rep.set(zmq::sockopt::linger, 0);
+    detail::secureServer(impl->rep, curve);
     impl->rep.set(zmq::sockopt::maxmsgsize, kMaxFrameBytes);
     impl->rep.bind(endpoint);
+    impl->file.remember(endpoint);
     return std::unique_ptr<HistoryResponder>(new HistoryResponder(std::move(impl)));
   } catch (const zmq::error_t& e) {
     return failWith(ErrorCode::kIo, fmt::format("bus: bind history {}: {}", endpoint, e.what()));
@@ -246,10 +252,12 @@ struct HistoryClient::Impl {
   std::string endpoint;
   std::chrono::milliseconds timeout;
   std::unique_ptr<zmq::socket_t> req;
+  std::optional<CurveClientKeys> curve;
 
   void open() {
     req = std::make_unique<zmq::socket_t>(*ctx, zmq::socket_type::req);
     req->set(zmq::sockopt::linger, 0);
+    detail::secureClient(*req, curve ? &*curve : nullptr);
     req->set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(256) * 1024 * 1024);
     req->connect(endpoint);
   }
@@ -259,9 +267,11 @@ HistoryClient::HistoryClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)
 HistoryClient::~HistoryClient() = default;
 
 Result<std::unique_ptr<HistoryClient>> HistoryClient::connect(Context& ctx, const std::string& endpoint,
-                                                              std::chrono::milliseconds timeout) {
+                                                              std::chrono::milliseconds timeout,
+                                                              std::optional<CurveClientKeys> curve) {
   try {
     auto impl = std::make_unique<Impl>();
+    impl->curve = std::move(curve);
     impl->ctx = &ctx.zmq();
     impl->endpoint = endpoint;
     impl->timeout = timeout;
@@ -334,6 +344,7 @@ Result<json> HistoryClient::runs(std::int64_t limit) {
 
 struct EventPublisher::Impl {
   Impl(zmq::context_t& ctx, std::string ep) : pub(ctx, zmq::socket_type::pub), endpoint(std::move(ep)) {}
+  detail::IpcFile file;  // destroyed after the socket is closed
   zmq::socket_t pub;
   std::string endpoint;
   std::uint64_t published = 0;
@@ -344,15 +355,18 @@ EventPublisher::~EventPublisher() = default;
 const std::string& EventPublisher::endpoint() const { return impl_->endpoint; }
 std::uint64_t EventPublisher::published() const { return impl_->published; }
 
-Result<std::unique_ptr<EventPublisher>> EventPublisher::bind(Context& ctx, const std::string& endpoint, int sndhwm) {
+Result<std::unique_ptr<EventPublisher>> EventPublisher::bind(Context& ctx, const std::string& endpoint, int sndhwm,
+                                                             const CurveServer* curve) {
   if (auto h = historyEndpoint(endpoint); !h) return tl::unexpected(h.error());
   try {
     auto impl = std::make_unique<Impl>(ctx.zmq(), endpoint);
     impl->pub.set(zmq::sockopt::linger, 0);
     impl->pub.set(zmq::sockopt::sndhwm, sndhwm);
+    detail::secureServer(impl->pub, curve);
     // Nothing a subscriber sends can reach the engine beyond its subscriptions; keep those small.
     impl->pub.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(4096));
     impl->pub.bind(endpoint);
+    impl->file.remember(endpoint);
     return std::unique_ptr<EventPublisher>(new EventPublisher(std::move(impl)));
   } catch (const zmq::error_t& e) {
     return failWith(ErrorCode::kIo, fmt::format("bus: bind events {}: {}", endpoint, e.what()));
@@ -567,7 +581,7 @@ Result<std::unique_ptr<EventSubscriber>> EventSubscriber::connect(Context& ctx, 
   if (options.fromSeq < 1) return failWith(ErrorCode::kInvalidEndpoint, "subscribe: fromSeq must be >= 1");
   if (options.pageSize < 1 || options.pageSize > kMaxHistoryLimit)
     return failWith(ErrorCode::kInvalidEndpoint, fmt::format("subscribe: pageSize must be 1..{}", kMaxHistoryLimit));
-  auto history = HistoryClient::connect(ctx, *hist, options.requestTimeout);
+  auto history = HistoryClient::connect(ctx, *hist, options.requestTimeout, options.curve);
   if (!history) return tl::unexpected(history.error());
   try {
     auto impl = std::make_unique<Impl>(ctx.zmq());
@@ -575,6 +589,7 @@ Result<std::unique_ptr<EventSubscriber>> EventSubscriber::connect(Context& ctx, 
     impl->history = std::move(*history);
     impl->sub.set(zmq::sockopt::linger, 0);
     impl->sub.set(zmq::sockopt::rcvhwm, options.rcvhwm);
+    detail::secureClient(impl->sub, impl->options.curve ? &*impl->options.curve : nullptr);
     // Live first: everything published from now on is either received or seen as a gap.
     impl->sub.set(zmq::sockopt::subscribe, runTopicPrefix(options.runId));
     impl->sub.connect(eventsEndpoint);

@@ -679,10 +679,10 @@ Result<std::unique_ptr<Engine>> Engine::create(bus::Context& ctx, EngineOptions 
       if (!derived) return fail(ErrorCode::kBus, derived.error().message);
       hist = *derived;
     }
-    auto pub = bus::EventPublisher::bind(ctx, options.eventsEndpoint, options.eventsHwm);
+    auto pub = bus::EventPublisher::bind(ctx, options.eventsEndpoint, options.eventsHwm, options.eventsCurve.get());
     if (!pub) return fail(ErrorCode::kBus, pub.error().message);
     impl->events = std::move(*pub);
-    auto history = HistoryServer::start(ctx, options.dbPath, hist);
+    auto history = HistoryServer::start(ctx, options.dbPath, hist, options.eventsCurve.get());
     if (!history) return tl::unexpected(history.error());
     impl->history = std::move(*history);
   }

@@ -64,10 +64,11 @@ json answerHistory(EventLog& log, const bus::HistoryRequest& r) {
 }
 
 Result<std::unique_ptr<HistoryServer>> HistoryServer::start(bus::Context& ctx, const std::filesystem::path& db,
-                                                            const std::string& endpoint) {
+                                                            const std::string& endpoint,
+                                                            const bus::CurveServer* curve) {
   auto log = EventLog::open(db, LogOptions{Sync::kNormal, true, false});
   if (!log) return tl::unexpected(log.error());
-  auto responder = bus::HistoryResponder::bind(ctx, endpoint);
+  auto responder = bus::HistoryResponder::bind(ctx, endpoint, curve);
   if (!responder) return fail(ErrorCode::kBus, responder.error().message);
   std::unique_ptr<HistoryServer> s(new HistoryServer());
   s->endpoint_ = endpoint;

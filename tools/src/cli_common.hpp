@@ -11,6 +11,8 @@
 
 #include <signal.h>
 
+#include "runrec/bus/channel.hpp"
+#include "runrec/engine/engine.hpp"
 #include "runrec/engine/event_log.hpp"
 
 namespace runrec::cli {
@@ -72,10 +74,23 @@ std::string localControlEndpoint(const std::string& db);
 // (same hash as localControlEndpoint), so `runrec subscribe --db FILE` finds it.
 std::string localEventsEndpoint(const std::string& db);
 // An --events option: "" -> localEventsEndpoint(db), "none" -> "" (publish nothing), else
-// as given (warns on stderr when it is not loopback).
+// as given.
 std::string eventsEndpointFor(const std::string& option, const std::string& db);
 
+// The engine's live-event flags: --events, --curve-keys DIR, --insecure.
+struct EventsFlags {
+  std::string events;
+  std::string curveKeys;
+  bool insecure = false;
+};
+void addEventsOptions(CLI::App* cmd, EventsFlags& flags);
+// Sets eo.eventsEndpoint and, with --curve-keys, starts the CURVE server (ZAP handler) on
+// `ctx` into eo.eventsCurve. A non-loopback endpoint needs --curve-keys or --insecure.
+// Returns kOk, or prints the problem and returns the exit code.
+int configureEvents(const EventsFlags& flags, const std::string& db, bus::Context& ctx, engine::EngineOptions& eo);
+
 void addControlCommand(CLI::App& app, Globals& g, int& exitCode);
+void addKeysCommand(CLI::App& app, int& exitCode);
 void addRunCommand(CLI::App& app, Globals& g, int& exitCode);
 void addEngineCommand(CLI::App& app, Globals& g, int& exitCode);
 void addInspectCommands(CLI::App& app, Globals& g, int& exitCode);  // runs, show

@@ -85,7 +85,7 @@ void addReplay(CLI::App& app, Globals& g, int& exitCode) {
     bool maxSpeed = false;
     std::int64_t from = 0, to = 0;
     bool json = false;
-    std::string events;  // live events, as for `runrec run`
+    EventsFlags events;  // live events, as for `runrec run`
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("replay", "Re-run a recorded run's commands into a new run and compare the two");
@@ -107,9 +107,7 @@ void addReplay(CLI::App& app, Globals& g, int& exitCode) {
   cmd->add_option("--to", o->to, "Replay up to the command started at this seq; no comparison")
       ->check(CLI::PositiveNumber);
   cmd->add_flag("--json", o->json, "Print {originalRunId, replayRunId, summary, comparison} as JSON");
-  cmd->add_option("--events", o->events,
-                  "Publish live events of the replay here; default ipc:///tmp/runrec-<hash of --db>.events, "
-                  "\"none\" for none (docs/events-wire.md)");
+  addEventsOptions(cmd, o->events);
   cmd->footer("Ctrl-C stops the replay after the command in progress; cleanup still drops any tip and homes.");
   cmd->callback([o, &g, &exitCode] {
     std::atomic<engine::Engine*> target{nullptr};
@@ -144,7 +142,10 @@ void addReplay(CLI::App& app, Globals& g, int& exitCode) {
     eo.postRun = plan->engine["postRun"] == "stay" ? engine::EngineOptions::PostRun::kStay
                                                                                : engine::EngineOptions::PostRun::kHome;
     eo.autoResume = plan->engine["autoResume"] != false;
-    eo.eventsEndpoint = eventsEndpointFor(o->events, g.db);
+    if (int rc = configureEvents(o->events, g.db, ctx, eo); rc != kOk) {
+      exitCode = rc;
+      return;
+    }
     auto created = engine::Engine::create(ctx, eo, std::move(*robot));
     if (!created) {
       exitCode = error(created.error().code == engine::ErrorCode::kCorrupt ? kBadInput : kSystemError,

@@ -50,13 +50,47 @@ std::string localEventsEndpoint(const std::string& db) {
 std::string eventsEndpointFor(const std::string& option, const std::string& db) {
   if (option == "none") return "";
   if (option.empty()) return localEventsEndpoint(db);
-  if (option.rfind("tcp://", 0) == 0) {
-    std::string host = option.substr(6, option.rfind(':') - 6);
-    if (host != "127.0.0.1" && host != "localhost" && host != "[::1]")
-      std::cerr << "runrec: warning: --events " << option << " is not a loopback address: anyone who can reach it "
-                << "can read every event and the whole history of " << db << " (docs/events-wire.md, Security)\n";
-  }
   return option;
+}
+
+void addEventsOptions(CLI::App* cmd, EventsFlags& f) {
+  cmd->add_option("--events", f.events,
+                  "Publish live events here (history on ENDPOINT.history / port+1); default "
+                  "ipc:///tmp/runrec-<hash of --db>.events, \"none\" for none (docs/events-wire.md)");
+  cmd->add_option("--curve-keys", f.curveKeys,
+                  "CURVE-encrypt the event endpoints with DIR/server.key; only clients whose keys are in "
+                  "DIR/authorized/*.pub may subscribe (`runrec keys`)")
+      ->check(CLI::ExistingDirectory);
+  cmd->add_flag("--insecure", f.insecure,
+                "Allow a non-loopback --events endpoint without --curve-keys (anyone who can reach it reads "
+                "every run)");
+}
+
+int configureEvents(const EventsFlags& f, const std::string& db, bus::Context& ctx, engine::EngineOptions& eo) {
+  eo.eventsEndpoint = eventsEndpointFor(f.events, db);
+  if (eo.eventsEndpoint.empty()) {
+    if (!f.curveKeys.empty()) return error(kBadInput, "--curve-keys with --events none: nothing to secure");
+    return kOk;
+  }
+  if (!f.curveKeys.empty()) {
+    auto server = bus::CurveServer::start(ctx, f.curveKeys);
+    if (!server)
+      return error(server.error().code == bus::ErrorCode::kRejected ? kBadInput : kSystemError,
+                   "--curve-keys: " + server.error().message);
+    eo.eventsCurve = std::move(*server);
+    return kOk;
+  }
+  if (!bus::isLoopbackEndpoint(eo.eventsEndpoint)) {
+    if (!f.insecure)
+      return error(kBadInput, "--events " + eo.eventsEndpoint +
+                                  " is reachable from the network: give --curve-keys DIR (only authorised clients, "
+                                  "encrypted; `runrec keys generate DIR`) or --insecure to publish every event and "
+                                  "the whole history of " + db + " to anyone who can reach it (docs/events-wire.md, "
+                                  "Security)");
+    std::cerr << "runrec: warning: --events " << eo.eventsEndpoint << " --insecure: anyone who can reach it can read "
+              << "every event and the whole history of " << db << "\n";
+  }
+  return kOk;
 }
 
 void addSubscribeCommand(CLI::App& app, Globals& g, int& exitCode) {
@@ -66,6 +100,7 @@ void addSubscribeCommand(CLI::App& app, Globals& g, int& exitCode) {
     long long fromSeq = 1;
     bool follow = false;
     std::string connect;
+    std::string curveKeys;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("subscribe", "Print run events as JSON Lines, live with --follow");
@@ -83,6 +118,10 @@ void addSubscribeCommand(CLI::App& app, Globals& g, int& exitCode) {
   cmd->add_flag("--follow", o->follow, "Keep printing live events (one run: until it finishes)");
   cmd->add_option("--connect", o->connect, "The engine's event endpoint (default: " + std::string("ipc:///tmp/runrec-<hash of --db>.events)"));
   cmd->add_option("--db", g.db, "The log whose local engine to reach when --connect is not given")->capture_default_str();
+  cmd->add_option("--curve-keys", o->curveKeys,
+                  "For an engine started with --curve-keys: DIR/client.key, client.pub and the engine's "
+                  "server.pub (`runrec keys client`)")
+      ->check(CLI::ExistingDirectory);
   cmd->callback([o, &g, &exitCode] {
     if (o->run.empty() && !o->all) {
       exitCode = error(kBadInput, "subscribe: give --run ID (or \"last\") or --all");
@@ -97,14 +136,25 @@ void addSubscribeCommand(CLI::App& app, Globals& g, int& exitCode) {
     bus::Context ctx;
     auto failed = [&](const bus::Error& e) {
       if (e.code == bus::ErrorCode::kTimeout)
-        return error(kSystemError, e.message + " (is an engine running with --events " + endpoint + "?)");
+        return error(kSystemError, e.message + " (is an engine running with --events " + endpoint +
+                                       (!o->curveKeys.empty() ? "? does it admit this client's key (DIR/authorized/*.pub)?)"
+                                                 : "? if it uses --curve-keys, so must subscribe)"));
       return error(e.code == bus::ErrorCode::kRejected ? kBadInput : kSystemError, e.message);
     };
     bus::SubscribeOptions so;
+    if (!o->curveKeys.empty()) {
+      auto keys = bus::loadClientKeys(o->curveKeys);
+      if (!keys) {
+        exitCode = error(keys.error().code == bus::ErrorCode::kRejected ? kBadInput : kSystemError,
+                         "--curve-keys: " + keys.error().message);
+        return;
+      }
+      so.curve = std::move(*keys);
+    }
     so.fromSeq = o->fromSeq;
     so.follow = o->follow;
     if (!o->all) {
-      auto history = bus::HistoryClient::connect(ctx, *hist);
+      auto history = bus::HistoryClient::connect(ctx, *hist, so.requestTimeout, so.curve);
       if (!history) {
         exitCode = failed(history.error());
         return;

@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   addSeedCommand(app, exitCode);
   addBenchCommand(app, g, exitCode);
   addSubscribeCommand(app, g, exitCode);
+  addKeysCommand(app, exitCode);
   addBenchEventsCommand(app, g, exitCode);
   addHardwareCommands(app, g, exitCode);
   addRecorderCommands(app, g, exitCode);

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "runrec/bus/channel.hpp"
+#include "runrec/bus/curve.hpp"
 
 namespace runrec::bus {
 
@@ -78,7 +79,9 @@ nlohmann::json historyError(const std::string& message);
 // (the peer is disconnected).
 class HistoryResponder {
  public:
-  static Result<std::unique_ptr<HistoryResponder>> bind(Context& ctx, const std::string& historyEndpoint);
+  // curve: nullptr = plain; else a CURVE server admitting only the keys its ZAP handler allows.
+  static Result<std::unique_ptr<HistoryResponder>> bind(Context& ctx, const std::string& historyEndpoint,
+                                                        const CurveServer* curve = nullptr);
   ~HistoryResponder();
   Result<std::optional<HistoryRequest>> receive(std::chrono::milliseconds timeout);
   Status reply(const nlohmann::json& answer);
@@ -95,7 +98,8 @@ class HistoryResponder {
 class HistoryClient {
  public:
   static Result<std::unique_ptr<HistoryClient>> connect(Context& ctx, const std::string& historyEndpoint,
-                                                        std::chrono::milliseconds timeout = std::chrono::seconds(5));
+                                                        std::chrono::milliseconds timeout = std::chrono::seconds(5),
+                                                        std::optional<CurveClientKeys> curve = std::nullopt);
   ~HistoryClient();
   // One page of events (reply: "events", "lastSeq", "finished").
   Result<nlohmann::json> events(const std::string& runId, std::int64_t fromSeq, std::int64_t limit);
@@ -115,7 +119,7 @@ class HistoryClient {
 class EventPublisher {
  public:
   static Result<std::unique_ptr<EventPublisher>> bind(Context& ctx, const std::string& eventsEndpoint,
-                                                      int sndhwm = 10000);
+                                                      int sndhwm = 10000, const CurveServer* curve = nullptr);
   ~EventPublisher();
   void publish(std::string_view topic, std::string_view body);
   const std::string& endpoint() const;
@@ -137,6 +141,8 @@ struct SubscribeOptions {
   // (a subscriber that fell behind its HWM at the end of a run sees no later seq to jump).
   std::chrono::milliseconds idleCheck{300};
   std::chrono::milliseconds requestTimeout{5000};
+  // Keys for an engine whose endpoints use CURVE (--curve-keys); nullopt = plain.
+  std::optional<CurveClientKeys> curve;
 };
 
 struct SubscribeStats {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "runrec/bus/channel.hpp"
+#include "runrec/bus/curve.hpp"
 #include "runrec/engine/error.hpp"
 #include "runrec/engine/event_log.hpp"
 #include "runrec/engine/state.hpp"
@@ -50,6 +51,9 @@ struct EngineOptions {
   // Modules (docs/modules.md): which device serves each module a run loads. nullptr:
   // in-process virtual modules. Owned with the engine; used by its writer thread only.
   std::shared_ptr<hardware::ModuleHub> modules;
+  // CURVE on both event endpoints (--curve-keys): only clients its ZAP handler admits can
+  // subscribe or read history. nullptr = plain. Must be started on the engine's Context.
+  std::shared_ptr<bus::CurveServer> eventsCurve;
 };
 
 // The run summary (docs/cli-json.md): what `runrec run --json` prints and the body of the

@@ -27,9 +27,11 @@ bus::RunEvent toRunEvent(const Event& event);
 
 class HistoryServer {
  public:
-  // Binds `endpoint` (REP) and starts the thread. The log file must exist.
+  // Binds `endpoint` (REP; CURVE with `curve`'s keys unless null) and starts the thread.
+  // The log file must exist.
   static Result<std::unique_ptr<HistoryServer>> start(bus::Context& ctx, const std::filesystem::path& db,
-                                                      const std::string& endpoint);
+                                                      const std::string& endpoint,
+                                                      const bus::CurveServer* curve = nullptr);
   ~HistoryServer();
   const std::string& endpoint() const { return endpoint_; }
 
