@@ -300,7 +300,11 @@ Status EventLog::begin() {
 
 Status EventLog::commit() {
   if (!inTx_) return {};
-  if (auto st = step(commit_, "commit"); !st) return st;
+  if (auto st = step(commit_, "commit"); !st) {
+    // SQLite rolls the transaction back by itself after some failures (I/O error, disk full).
+    inTx_ = sqlite3_get_autocommit(db_) == 0;
+    return st;
+  }
   inTx_ = false;
   return {};
 }
@@ -327,6 +331,7 @@ Status EventLog::createRun(const RunRow& run, const std::string& protocolFileNam
   return {};
 }
 
+  if (sqlite3_get_autocommit(db_)) return {};  // already rolled back by SQLite
 Status EventLog::append(const Event& e) {
   if (!inTx_) return fail(ErrorCode::kInvalid, "append outside a transaction");
   sqlite3_stmt* st = insertEvent_;
