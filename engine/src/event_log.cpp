@@ -312,6 +312,7 @@ Status EventLog::commit() {
 Status EventLog::rollback() {
   if (!inTx_) return {};
   inTx_ = false;
+  if (sqlite3_get_autocommit(db_)) return {};  // already rolled back by SQLite
   return exec("ROLLBACK");
 }
 
@@ -331,7 +332,6 @@ Status EventLog::createRun(const RunRow& run, const std::string& protocolFileNam
   return {};
 }
 
-  if (sqlite3_get_autocommit(db_)) return {};  // already rolled back by SQLite
 Status EventLog::append(const Event& e) {
   if (!inTx_) return fail(ErrorCode::kInvalid, "append outside a transaction");
   sqlite3_stmt* st = insertEvent_;
