@@ -612,6 +612,10 @@ Result<RunResult> runPythonProtocol(bus::CommandClient& client, const PythonProt
   result.wallSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (!summary) return tl::unexpected(Error{ErrorCode::kBus, "run " + result.runId + ": " + summary.error().message});
   result.summary = std::move(*summary);
+  // The protocol's own error, as sent with `end`: in the summary even if the engine's
+  // summary does not carry it.
+  if (endBody.contains("error") && !(result.summary.contains("error") && result.summary["error"].is_object()))
+    result.summary["error"] = endBody["error"];
   return result;
 }
 
