@@ -155,6 +155,7 @@ struct Engine::Impl {
   std::vector<bus::Message> pendingReplies;  // sent after the next commit
   std::vector<std::pair<std::string, std::string>> pendingEvents;  // (topic, body), published after the next commit
   int cleanupSeq = 0;
+  std::vector<Event> uncommitted;  // appended since the last commit: re-appended after a failed write
 
   Status record(const std::string& type, json payload, const std::string& commandId = "") {
     if (auto st = log->begin(); !st) return st;
@@ -163,12 +164,14 @@ struct Engine::Impl {
     // Live events: encoded now, published by flush() once committed.
     if (events) pendingEvents.emplace_back(bus::eventTopic(e.runId, e.type), bus::encodeEvent(toRunEvent(e)));
     apply(state, e);
+    uncommitted.push_back(std::move(e));
     return {};
   }
 
   // Commits what is pending, then sends the replies that waited for it.
   Status flush() {
     if (auto st = log->commit(); !st) return st;
+    uncommitted.clear();
     // Live events, in order, only after they are committed. Never blocks (PUB drops at HWM).
     for (auto& [topic, body] : pendingEvents) events->publish(topic, body);
     pendingEvents.clear();
@@ -299,8 +302,84 @@ struct Engine::Impl {
   }
 
   Status runOne(const bus::Message& open) {
+    auto st = runOneBody(open);
+    if (st || !runOpen || (st.error().code != ErrorCode::kIo && st.error().code != ErrorCode::kCorrupt)) return st;
+    return endAfterLogFailure(st.error());
+  }
+
+  // A write to the log failed mid-run (I/O error, disk full, failed sync). The robot has not
+  // acted on a command whose start is not committed (executeCommand commits first) and is
+  // not moved again (no cleanup: its moves could not be recorded). Once the log takes writes
+  // again (retried for about 3 s) the events appended but not committed are appended again —
+  // except a trailing commandStarted, never executed — then runFinished `failed` with the
+  // cause. If it never does, the error stops the engine, and the next engine to open the
+  // log closes the run as interrupted (docs/hardening.md).
+  Status endAfterLogFailure(const Error& cause) {
+    spdlog::error("engine: run {}: the event log failed: {}", state.runId, cause.message);
+    std::vector<Event> keep = std::move(uncommitted);
+    uncommitted.clear();
+    pendingEvents.clear();
+    std::optional<Event> notRun;
+    if (!keep.empty() && keep.back().type == event::kRunFinished) keep.pop_back();
+    if (!keep.empty() && keep.back().type == event::kCommandStarted) {
+      notRun = std::move(keep.back());
+      keep.pop_back();
+    }
+    std::string reason = "the event log could not be written (" + cause.message + ")";
+    if (notRun) reason += "; command " + notRun->commandId + " was not executed";
+    Status st = fail(cause.code, cause.message);
+    for (int attempt = 0; attempt < 30 && !shutdown.load(); ++attempt) {
+      if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      (void)log->rollback();
+      std::vector<Event> appended;
+      st = [&]() -> Status {
+        if (auto b = log->begin(); !b) return b;
+        auto last = log->lastSeq(state.runId);
+        if (!last) return tl::unexpected(last.error());
+        std::int64_t seq = *last;
+        for (Event e : keep) {
+          if (e.seq <= *last) continue;  // committed after all
+          e.seq = ++seq;
+          if (auto a = log->append(e); !a) return a;
+          appended.push_back(std::move(e));
+        }
+        auto all = log->events(state.runId);
+        if (!all) return tl::unexpected(all.error());
+        RunState folded = fold(*all);
+        folded.runId = state.runId;
+        json fin = {{"status", "failed"},
+                    {"reason", reason},
+                    {"counts", {{"started", folded.commandsStarted}, {"succeeded", folded.commandsSucceeded},
+                                {"failed", folded.commandsFailed}, {"discarded", folded.commandsDiscarded},
+                                {"cleanup", folded.cleanupCommands}, {"cleanupFailed", folded.cleanupFailed}}},
+                    {"error", {{"errorType", "Storage"}, {"message", cause.message}, {"details", json::object()}}}};
+        Event e{state.runId, ++seq, event::kRunFinished, nowTimestamp(), "", std::move(fin)};
+        if (auto a = log->append(e); !a) return a;
+        apply(folded, e);
+        appended.push_back(std::move(e));
+        if (auto c = log->commit(); !c) return c;
+        state = std::move(folded);
+        return {};
+      }();
+      if (!st) continue;
+      spdlog::warn("engine: run {} failed: {}", state.runId, reason);
+      for (const auto& e : appended)
+        if (events) events->publish(bus::eventTopic(e.runId, e.type), bus::encodeEvent(toRunEvent(e)));
+      if (notRun && notRun->payload.value("index", json()).is_number())
+        pendingReplies.push_back({bus::MessageType::kOutcome, state.runId, notRun->payload["index"].get<std::uint64_t>(),
+                                  {{"status", "failed"}, {"error", {{"errorType", "Storage"}, {"message", reason}}}}});
+      pendingReplies.push_back({bus::MessageType::kFinished, state.runId, 0, summaryJson(state)});
+      runOpen = false;
+      return flush();
+    }
+    runOpen = false;
+    return st;
+  }
+
+  Status runOneBody(const bus::Message& open) {
     state = RunState{};
     pendingReplies.clear();
+    uncommitted.clear();
     paused = false;
     cleanupSeq = 0;
     const json& body = open.body;
@@ -342,7 +421,13 @@ struct Engine::Impl {
     if (auto st = record(event::kRunCreated, created); !st) return st;
     if (auto st = record(event::kRunStarted, json::object()); !st) return st;
     pendingReplies.push_back({bus::MessageType::kOpened, state.runId, 0, {{"runId", state.runId}}});
-    if (auto st = flush(); !st) return st;
+    if (auto st = flush(); !st) {  // the run could not be created: nothing was recorded
+      (void)log->rollback();
+      uncommitted.clear();
+      pendingEvents.clear();
+      pendingReplies.clear();
+      return refuse("the event log could not be written: " + st.error().message);
+    }
     runOpen = true;
     spdlog::info("engine: run {} started ({})", state.runId, row.protocolName);
 
