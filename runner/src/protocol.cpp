@@ -1249,6 +1249,12 @@ Result<Protocol> parseProtocol(std::string text, const std::string& name) {
                           std::to_string(line) + ":" + std::to_string(column);
       return tl::make_unexpected(
           Error{ErrorCode::kInvalidProtocol, where + ": invalid JSON: " + parseReason(e.what())});
+    } catch (const json::out_of_range& e) {  // out_of_range.406: a number beyond a double's range
+      std::string what = e.what();
+      auto bracket = what.find("] ");
+      return tl::make_unexpected(Error{ErrorCode::kInvalidProtocol,
+                                       (name.empty() ? std::string("(text)") : name) + ": invalid JSON: " +
+                                           (bracket == std::string::npos ? what : what.substr(bracket + 2))});
     }
     Protocol protocol;
     protocol.source = name;

@@ -11,7 +11,7 @@
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   std::string text(reinterpret_cast<const char*>(data), size);
   auto protocol = runrec::runner::parseProtocol(std::move(text), "fuzz.json");
-  if (!protocol && protocol.error().message.find("internal error") != std::string::npos) {
+  if (!protocol && protocol.error().message.rfind("fuzz.json: internal error", 0) == 0) {
     std::fprintf(stderr, "parseProtocol: %s\n", protocol.error().message.c_str());
     std::abort();
   }
