@@ -36,8 +36,42 @@ std::string commandDetail(const json& c) {
   if (p.contains("pipetteName")) add(str(p, "pipetteName"));
   if (p.contains("loadName")) add(str(p, "loadName"));
   if (p.contains("seconds")) add(str(p, "seconds") + " s");
+  if (p.contains("moduleId")) add(str(p, "moduleId"));
+  if (p.contains("celsius")) add(str(p, "celsius") + " °C");
+  if (p.contains("rpm")) add(str(p, "rpm") + " rpm");
+  if (p.contains("height")) add("height " + str(p, "height") + " mm");
   if (c["error"].is_object()) add("ERROR " + str(c["error"], "errorType") + ": " + str(c["error"], "message"));
   return d;
+}
+
+// One line per module of a folded state: what it was doing at the end (docs/modules.md).
+void printModules(const json& state) {
+  if (!state.is_object() || !state.contains("modules") || state["modules"].empty()) return;
+  auto temp = [](const json& target, const json& current) {
+    std::string t = target.is_number() ? "target " + target.dump() + " °C" : "off";
+    return current.is_number() ? t + " (" + current.dump() + " °C)" : t;
+  };
+  std::cout << "\nModules\n";
+  for (auto& [id, m] : state["modules"].items()) {
+    const json& st = m.value("status", json::object());
+    std::string model = m.value("model", ""), what;
+    if (model.rfind("temperatureModule", 0) == 0) {
+      what = temp(st.value("targetCelsius", json()), st.value("currentCelsius", json()));
+    } else if (model.rfind("magneticModule", 0) == 0) {
+      what = st.value("engaged", false) ? "engaged, height " + st.value("height", json()).dump() + " mm" : "disengaged";
+    } else if (model.rfind("thermocycler", 0) == 0) {
+      what = "block " + temp(st.value("targetBlockCelsius", json()), st.value("currentBlockCelsius", json())) +
+             ", lid " + st.value("lid", std::string("?")) + ", lid heater " +
+             temp(st.value("targetLidCelsius", json()), st.value("currentLidCelsius", json()));
+    } else if (model.rfind("heaterShaker", 0) == 0) {
+      what = temp(st.value("targetCelsius", json()), st.value("currentCelsius", json())) + ", " +
+             st.value("currentRpm", json(0)).dump() + " rpm, latch " + st.value("latch", std::string("?"));
+    }
+    std::string slots;
+    for (auto& sl : m.value("slots", json::array())) slots += (slots.empty() ? "" : ",") + sl.get<std::string>();
+    std::printf("  %-22s  %-22s  slot %-10s  %s%s\n", id.c_str(), model.c_str(), slots.c_str(), what.c_str(),
+                m.contains("fault") ? ("  FAULT: " + m["fault"].value("message", std::string())).c_str() : "");
+  }
 }
 
 }  // namespace
@@ -149,6 +183,7 @@ void addInspectCommands(CLI::App& app, Globals& g, int& exitCode) {
                     commandDetail(cmd).c_str());
         shown++;
       }
+      if (o->state) printModules(d["state"]);
       if (o->state) std::cout << "\nState\n" << d["state"].dump(2) << "\n";
     });
   }
