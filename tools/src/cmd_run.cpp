@@ -123,7 +123,7 @@ void addRunCommand(CLI::App& app, Globals& g, int& exitCode) {
     std::string postRun = "home";
     std::string onPause = "continue";
     ModuleFlags modules;  // docs/modules.md
-    EventsFlags events;  // live events (docs/events-wire.md)
+    std::string events;  // live events (docs/events-wire.md)
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("run", "Run a protocol and record it (simulated OT-2 by default)");
@@ -165,7 +165,9 @@ void addRunCommand(CLI::App& app, Globals& g, int& exitCode) {
                   "`runrec control resume`")
       ->check(CLI::IsMember({"continue", "wait"}))
       ->capture_default_str();
-  addEventsOptions(cmd, o->events);
+  cmd->add_option("--events", o->events,
+                  "Publish live events here (history on ENDPOINT.history / port+1); default "
+                  "ipc:///tmp/runrec-<hash of --db>.events, \"none\" for none (docs/events-wire.md)");
   addModuleOptions(cmd, o->modules);
   cmd->footer("Ctrl-C stops the run after the command in progress; cleanup still drops any tip and homes.\n"
               "While it runs: `runrec control pause|resume|stop|status --db FILE` (or --connect ENDPOINT).");
@@ -229,10 +231,7 @@ void addRunCommand(CLI::App& app, Globals& g, int& exitCode) {
       eo.controlEndpoint = localControlEndpoint(g.db);
       eo.postRun = o->postRun == "stay" ? engine::EngineOptions::PostRun::kStay : engine::EngineOptions::PostRun::kHome;
       eo.autoResume = o->onPause == "continue";
-      if (int rc = configureEvents(o->events, g.db, ctx, eo); rc != kOk) {  // live events
-        exitCode = rc;
-        return;
-      }
+      eo.eventsEndpoint = eventsEndpointFor(o->events, g.db);  // live events
       if (int rc = configureModules(o->modules, eo); rc != kOk) {  // docs/modules.md
         exitCode = rc;
         return;
@@ -249,9 +248,8 @@ void addRunCommand(CLI::App& app, Globals& g, int& exitCode) {
         std::cerr << "runrec: run " << r << " in " << g.db << " had no end (crash?); recorded it as interrupted\n";
       endpoint = eo.endpoint;
       eng->start();
-    } else if (!o->events.events.empty() || !o->events.curveKeys.empty() || o->events.insecure) {
-      exitCode = error(kBadInput, "--events, --curve-keys and --insecure belong to the engine; with --connect, pass "
-                                  "them to `runrec engine`");
+    } else if (!o->events.empty()) {
+      exitCode = error(kBadInput, "--events belongs to the engine; with --connect, pass it to `runrec engine`");
       return;
     } else if (o->modules.given()) {
       exitCode = error(kBadInput, "--modules, --module and --module-time-scale belong to the engine; with --connect, "
@@ -285,11 +283,14 @@ void addRunCommand(CLI::App& app, Globals& g, int& exitCode) {
       // was stopped (Ctrl-C here, or `runrec control stop`).
       std::string ep = o->connect.empty() ? localControlEndpoint(g.db) : bus::controlEndpoint(o->connect).value_or("");
       if (!ep.empty())
-        po.stopRequested = [ep](const std::string& runId) {
+        po.stopRequested = [ep, answered = std::make_shared<bool>(false)](const std::string& runId) {
           bus::Context own;
           auto a = bus::controlRequest(own, ep, {{"action", "status"}, {"requestedBy", "runrec run (Python protocol)"}},
                                        std::chrono::seconds(2));
-          if (!a || !a->is_object()) return false;
+          // An engine that answered before and no longer does has ended the run and gone
+          // (an in-process engine serves one run, then closes its control socket).
+          if (!a || !a->is_object()) return *answered;
+          *answered = true;
           const json& run = (*a)["run"];
           if (!run.is_object()) return true;  // no run open: ours has ended
           if (run.value("runId", runId) != runId) return true;
@@ -339,7 +340,7 @@ void addEngineCommand(CLI::App& app, Globals& g, int& exitCode) {
     std::string postRun = "home";
     std::string onPause = "wait";
     ModuleFlags modules;  // docs/modules.md
-    EventsFlags events;  // live events (docs/events-wire.md)
+    std::string events;  // live events (docs/events-wire.md)
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("engine", "Serve runs from other processes (`runrec run --connect`)");
@@ -368,7 +369,9 @@ void addEngineCommand(CLI::App& app, Globals& g, int& exitCode) {
       ->capture_default_str();
   cmd->add_option("--labware-dir", o->labwareDirs, "Folder of custom labware definitions (loadName/version.json)")
       ->check(CLI::ExistingDirectory);
-  addEventsOptions(cmd, o->events);
+  cmd->add_option("--events", o->events,
+                  "Publish live events here (history on ENDPOINT.history / port+1); default "
+                  "ipc:///tmp/runrec-<hash of --db>.events, \"none\" for none (docs/events-wire.md)");
   cmd->callback([o, &g, &exitCode] {
     // Ctrl-C / SIGTERM: an open run ends `stopped` (after cleanup), then the engine exits.
     StopOnSignal stopper("engine", [] {
@@ -388,10 +391,7 @@ void addEngineCommand(CLI::App& app, Globals& g, int& exitCode) {
     eo.maxRuns = o->runs;
     eo.postRun = o->postRun == "stay" ? engine::EngineOptions::PostRun::kStay : engine::EngineOptions::PostRun::kHome;
     eo.autoResume = o->onPause == "continue";
-    if (int rc = configureEvents(o->events, g.db, ctx, eo); rc != kOk) {  // live events
-      exitCode = rc;
-      return;
-    }
+    eo.eventsEndpoint = eventsEndpointFor(o->events, g.db);  // live events
     if (int rc = configureModules(o->modules, eo); rc != kOk) {  // docs/modules.md
       exitCode = rc;
       return;
