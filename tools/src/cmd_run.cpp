@@ -123,7 +123,7 @@ void addRunCommand(CLI::App& app, Globals& g, int& exitCode) {
     std::string postRun = "home";
     std::string onPause = "continue";
     ModuleFlags modules;  // docs/modules.md
-    std::string events;  // live events (docs/events-wire.md)
+    EventsFlags events;  // live events (docs/events-wire.md)
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("run", "Run a protocol and record it (simulated OT-2 by default)");
@@ -165,9 +165,7 @@ void addRunCommand(CLI::App& app, Globals& g, int& exitCode) {
                   "`runrec control resume`")
       ->check(CLI::IsMember({"continue", "wait"}))
       ->capture_default_str();
-  cmd->add_option("--events", o->events,
-                  "Publish live events here (history on ENDPOINT.history / port+1); default "
-                  "ipc:///tmp/runrec-<hash of --db>.events, \"none\" for none (docs/events-wire.md)");
+  addEventsOptions(cmd, o->events);
   addModuleOptions(cmd, o->modules);
   cmd->footer("Ctrl-C stops the run after the command in progress; cleanup still drops any tip and homes.\n"
               "While it runs: `runrec control pause|resume|stop|status --db FILE` (or --connect ENDPOINT).");
@@ -231,7 +229,10 @@ void addRunCommand(CLI::App& app, Globals& g, int& exitCode) {
       eo.controlEndpoint = localControlEndpoint(g.db);
       eo.postRun = o->postRun == "stay" ? engine::EngineOptions::PostRun::kStay : engine::EngineOptions::PostRun::kHome;
       eo.autoResume = o->onPause == "continue";
-      eo.eventsEndpoint = eventsEndpointFor(o->events, g.db);  // live events
+      if (int rc = configureEvents(o->events, g.db, ctx, eo); rc != kOk) {  // live events
+        exitCode = rc;
+        return;
+      }
       if (int rc = configureModules(o->modules, eo); rc != kOk) {  // docs/modules.md
         exitCode = rc;
         return;
@@ -248,8 +249,9 @@ void addRunCommand(CLI::App& app, Globals& g, int& exitCode) {
         std::cerr << "runrec: run " << r << " in " << g.db << " had no end (crash?); recorded it as interrupted\n";
       endpoint = eo.endpoint;
       eng->start();
-    } else if (!o->events.empty()) {
-      exitCode = error(kBadInput, "--events belongs to the engine; with --connect, pass it to `runrec engine`");
+    } else if (!o->events.events.empty() || !o->events.curveKeys.empty() || o->events.insecure) {
+      exitCode = error(kBadInput, "--events, --curve-keys and --insecure belong to the engine; with --connect, pass "
+                                  "them to `runrec engine`");
       return;
     } else if (o->modules.given()) {
       exitCode = error(kBadInput, "--modules, --module and --module-time-scale belong to the engine; with --connect, "
@@ -340,7 +342,7 @@ void addEngineCommand(CLI::App& app, Globals& g, int& exitCode) {
     std::string postRun = "home";
     std::string onPause = "wait";
     ModuleFlags modules;  // docs/modules.md
-    std::string events;  // live events (docs/events-wire.md)
+    EventsFlags events;  // live events (docs/events-wire.md)
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("engine", "Serve runs from other processes (`runrec run --connect`)");
@@ -369,9 +371,7 @@ void addEngineCommand(CLI::App& app, Globals& g, int& exitCode) {
       ->capture_default_str();
   cmd->add_option("--labware-dir", o->labwareDirs, "Folder of custom labware definitions (loadName/version.json)")
       ->check(CLI::ExistingDirectory);
-  cmd->add_option("--events", o->events,
-                  "Publish live events here (history on ENDPOINT.history / port+1); default "
-                  "ipc:///tmp/runrec-<hash of --db>.events, \"none\" for none (docs/events-wire.md)");
+  addEventsOptions(cmd, o->events);
   cmd->callback([o, &g, &exitCode] {
     // Ctrl-C / SIGTERM: an open run ends `stopped` (after cleanup), then the engine exits.
     StopOnSignal stopper("engine", [] {
@@ -391,7 +391,10 @@ void addEngineCommand(CLI::App& app, Globals& g, int& exitCode) {
     eo.maxRuns = o->runs;
     eo.postRun = o->postRun == "stay" ? engine::EngineOptions::PostRun::kStay : engine::EngineOptions::PostRun::kHome;
     eo.autoResume = o->onPause == "continue";
-    eo.eventsEndpoint = eventsEndpointFor(o->events, g.db);  // live events
+    if (int rc = configureEvents(o->events, g.db, ctx, eo); rc != kOk) {  // live events
+      exitCode = rc;
+      return;
+    }
     if (int rc = configureModules(o->modules, eo); rc != kOk) {  // docs/modules.md
       exitCode = rc;
       return;
