@@ -8,7 +8,9 @@
 #include <thread>
 
 #include "pipeline_support.hpp"
+#include "runrec/engine/engine.hpp"
 #include "runrec/hardware/modules.hpp"
+#include "runrec/hardware/sim_robot.hpp"
 #include "support.hpp"
 
 using namespace runrec;
@@ -328,4 +330,60 @@ TEST_CASE("pipettes keep away from a closed thermocycler and a shaking heater-sh
   run = test::runrec("run " + q(proto) + " --db " + q(db));
   CHECK(run.exitCode == 2);
   CHECK(run.err.find("occupied by module") != std::string::npos);
+}
+
+TEST_CASE("after a crash mid-wait, recovery attaches the modules again and deactivates them") {
+  auto shared = test::requireShared();
+  if (!shared) return;
+  auto dir = test::tempDir("modules-recover");
+  auto db = dir / "runs.db";
+  auto run = test::runrec("run " + q(*shared / "protocols/json/v6/tempAndMagModuleCommands.json") + " --db " + q(db));
+  REQUIRE(run.exitCode == 0);
+  std::string runId = showLast(db)["runId"];
+  {
+    // What a crash during waitForTemperature leaves: the run's events up to that start.
+    auto log = engine::EventLog::open(db);
+    REQUIRE(log);
+    auto& l = **log;
+    REQUIRE(l.begin());
+    REQUIRE(l.createRun({"cut-off", engine::nowTimestamp(), "p", "sha", "sim"}, "p.json", "{}"));
+    auto events = l.events(runId);
+    REQUIRE(events);
+    std::int64_t seq = 0;
+    for (auto& e : *events) {
+      REQUIRE(l.append({"cut-off", ++seq, e.type, engine::nowTimestamp(), e.commandId, e.payload}));
+      if (e.type == "commandStarted" && e.payload.value("commandType", "") == "temperatureModule/waitForTemperature") break;
+    }
+    REQUIRE(l.commit());
+  }
+  auto hub = std::make_shared<hardware::ModuleHub>();
+  bus::Context ctx;
+  engine::EngineOptions eo;
+  eo.dbPath = db;
+  eo.endpoint = "inproc://modules-recover-test";
+  eo.modules = hub;
+  auto eng = engine::Engine::create(ctx, eo, std::make_unique<hardware::SimRobot>());
+  REQUIRE_MESSAGE(eng.has_value(), (eng ? "" : eng.error().message));
+  REQUIRE((*eng)->recoveredRuns() == std::vector<std::string>{"cut-off"});
+  auto* temp = hub->virtualModule("temperatureModuleId");
+  REQUIRE(temp != nullptr);  // attached again by the recovery, from the logged model and slot
+  auto lines = temp->received();
+  CHECK(std::find(lines.begin(), lines.end(), "M18") != lines.end());
+  eng->reset();
+  auto log = engine::EventLog::open(db, engine::LogOptions{engine::Sync::kNormal, true, false});
+  REQUIRE(log);
+  auto events = (*log)->events("cut-off");
+  REQUIRE(events);
+  std::vector<std::string> cleanup;
+  json plan;
+  for (auto& e : *events) {
+    if (e.type == "cleanupStarted") plan = e.payload;
+    if (e.type == "commandStarted" && e.payload["intent"] == "cleanup") cleanup.push_back(e.payload["commandType"]);
+  }
+  CHECK(plan["deactivateModules"].size() == 2);
+  REQUIRE(cleanup.size() >= 3);
+  CHECK(cleanup[0] == "magneticModule/disengage");
+  CHECK(cleanup[1] == "temperatureModule/deactivate");
+  CHECK(events->back().payload["status"] == "interrupted");
+  CHECK(events->back().payload["cleanupSucceeded"] == true);
 }
