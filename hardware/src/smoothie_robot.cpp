@@ -70,6 +70,11 @@ Status SmoothieRobot::attachInstrument(Mount mount, const PipetteSpec* spec) {
   MountState& m = state(mount);
   m = MountState{};
   m.spec = spec;
+  // The model the board reported when connected governs currents and plunger positions
+  // from the first home on, if it is the pipette the protocol names.
+  if (spec)
+    if (auto onBoard = findPipette(boardModel_[mount == Mount::kLeft ? 0 : 1]); onBoard && (*onBoard)->name == spec->name)
+      m.spec = *onBoard;
   // Read back from the board before the first motion (after homing, as Opentrons does).
   if (spec) ++pendingScans_;
   return {};
@@ -106,6 +111,67 @@ Status SmoothieRobot::scanInstruments() {
                   std::string("the ") + toString(mount) + " mount holds a " + model + " but the protocol loads " +
                       m.spec->name,
                   {{"mount", toString(mount)}, {"found", model}, {"foundId", found[0]}, {"expected", m.spec->name}});
+  }
+  return {};
+}
+
+namespace {
+
+// Opentrons' pipette name specs, smoothieConfigs: plunger steps/mm, the mount's home
+// position (M365.0) and the plunger's travel (M365.1). GEN2 singles and multis differ in
+// home position; every GEN1 pipette has the same.
+struct SmoothieConfig {
+  double stepsPerMm, homePosition, travel;
+};
+SmoothieConfig smoothieConfig(const PipetteSpec& spec) {
+  bool gen2 = spec.name.find("_gen2") != std::string::npos;
+  if (!gen2) return {768, 220, 30};
+  bool multi = spec.name.find("_multi") != std::string::npos;
+  return {3200, multi ? 155.75 : 172.15, 60};
+}
+
+// "3200.0", "155.75": as Opentrons prints these floats.
+std::string number(double v) {
+  char buf[32];
+  if (v == std::floor(v))
+    std::snprintf(buf, sizeof buf, "%.1f", v);
+  else
+    std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+
+}  // namespace
+
+Status SmoothieRobot::connect() {
+  auto cmd = [&](const std::string& codes) -> Status {
+    if (auto r = driver_->command(codes); !r) return tl::unexpected(r.error());
+    return {};
+  };
+  for (const char* codes : {"M999", "G28.6", "M92 X80.0 Y80.0 Z400.0 A400.0", "M92 B768.0 C768.0", "G90"})
+    if (auto st = cmd(codes); !st) return st;
+  if (auto r = driver_->updatePosition(); !r) return tl::unexpected(r.error());
+  for (const char* codes : {"M203.1 A125.0 B40.0 C40.0 X600.0 Y400.0 Z125.0", "G0 F24000.0",
+                            "M204 S10000.0 A1500.0 B200.0 C200.0 X3000.0 Y2000.0 Z1500.0"})
+    if (auto st = cmd(codes); !st) return st;
+  for (Mount mount : {Mount::kLeft, Mount::kRight}) {
+    std::string found[2];
+    for (int model = 1; model >= 0; --model) {
+      if (auto st = cmd("M18 Z A B C"); !st) return st;
+      if (auto r = driver_->command("G4 P0.1", 0.1); !r) return tl::unexpected(r.error());
+      auto text = driver_->readInstrument(mount, model == 1);
+      if (!text) return tl::unexpected(text.error());
+      found[model] = *text;
+    }
+    boardModel_[mount == Mount::kLeft ? 0 : 1] = found[1];
+  }
+  for (Mount mount : {Mount::kLeft, Mount::kRight}) {
+    auto spec = findPipette(boardModel_[mount == Mount::kLeft ? 0 : 1]);
+    if (!spec) continue;
+    SmoothieConfig c = smoothieConfig(**spec);
+    char plunger = axisLetter(plungerAxis(mount)), mountLetter = axisLetter(mountAxis(mount));
+    if (auto st = cmd(std::string("M92 ") + plunger + number(c.stepsPerMm)); !st) return st;
+    if (auto st = cmd(std::string("M365.0 ") + mountLetter + number(c.homePosition)); !st) return st;
+    if (auto st = cmd(std::string("M365.1 ") + plunger + number(c.travel)); !st) return st;
   }
   return {};
 }
@@ -475,12 +541,21 @@ std::unique_ptr<Robot> makeSimulatedSmoothieRobot(VirtualSmoothieOptions board,
                                                   bool verifyInstruments) {
   auto vboard = std::make_shared<VirtualSmoothie>(std::move(board));
   std::unique_ptr<SerialPort> port = makeLoopbackPort(*vboard);
-  if (onLine) port = makeRecordingPort(std::move(port), std::move(onLine));
+  // `onLine` sees what runs send: the connection setup below happens before any run (as
+  // Opentrons' G-code traces start after its driver connected), so it is not shown.
+  auto recording = std::make_shared<bool>(false);
+  if (onLine)
+    port = makeRecordingPort(std::move(port), [recording, onLine = std::move(onLine)](std::string_view line) {
+      if (*recording) onLine(line);
+    });
   SmoothieRobotOptions options;
   options.verifyInstruments = verifyInstruments;
   options.name = "sim";
   options.board = vboard;
-  return std::make_unique<SmoothieRobot>(std::make_unique<SmoothieDriver>(std::move(port)), std::move(options));
+  auto robot = std::make_unique<SmoothieRobot>(std::make_unique<SmoothieDriver>(std::move(port)), std::move(options));
+  if (auto st = robot->connect(); !st) spdlog::error("virtual Smoothie: connecting: {}", st.error().message);
+  *recording = true;
+  return robot;
 }
 
 Result<std::unique_ptr<Robot>> makeSerialSmoothieRobot(const std::string& device) {
@@ -488,8 +563,13 @@ Result<std::unique_ptr<Robot>> makeSerialSmoothieRobot(const std::string& device
   if (!port) return tl::unexpected(port.error());
   SmoothieRobotOptions options;
   options.name = "smoothie:" + device;
-  return std::unique_ptr<Robot>(
-      std::make_unique<SmoothieRobot>(std::make_unique<SmoothieDriver>(std::move(*port)), std::move(options)));
+  auto robot = std::make_unique<SmoothieRobot>(std::make_unique<SmoothieDriver>(std::move(*port)), std::move(options));
+  if (auto st = robot->connect(); !st) {
+    Error e = st.error();
+    e.message = "connecting to the board on " + device + ": " + e.message;
+    return tl::unexpected(e);
+  }
+  return std::unique_ptr<Robot>(std::move(robot));
 }
 
 }  // namespace runrec::hardware

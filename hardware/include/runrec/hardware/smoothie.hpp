@@ -116,6 +116,14 @@ class SmoothieRobot final : public Robot {
   Status delay(double seconds) override;
   Result<Positions> positions() override;
 
+  // Opens the board as Opentrons' driver does when it connects, before any run: reset from
+  // error (M999, G28.6), steps/mm, absolute mode, position, default max speeds, feed and
+  // accelerations; then reads both mounts' instruments (M371/M369) and configures the
+  // mounts that hold one (plunger steps/mm, mount home position, plunger travel: the
+  // pipette's smoothieConfigs). The models read here govern currents from the first home
+  // on. The factories below call it; a robot built directly starts unconnected.
+  Status connect();
+
   SmoothieDriver& driver() { return *driver_; }
   VirtualSmoothie* board() { return options_.board.get(); }
 
@@ -149,6 +157,7 @@ class SmoothieRobot final : public Robot {
   bool homed_ = false;
   int pendingScans_ = 0;
   std::optional<Mount> lastMoved_;
+  std::string boardModel_[2];  // [left, right] as read by connect(); "" = none or unknown
 };
 
 // `--robot sim`: a SmoothieRobot on an in-process VirtualSmoothie (instant motion, no
