@@ -16,6 +16,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
+#include <sstream>
 #include <thread>
 
 #include "cli_common.hpp"
@@ -54,17 +56,53 @@ struct Subscriber {
   double seconds = 0;  // from the start of the run to its last event delivered
 };
 
+// CPU seconds (user + system) of each thread of `pid`, summed by thread name ("runrec":
+// the main, writer and history threads; "ZMQbg/IO/0": ZeroMQ's I/O thread, which fans each
+// event out to every subscriber), from /proc.
+std::map<std::string, double> threadCpu(pid_t pid) {
+  std::map<std::string, double> out;
+  static const double tick = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  std::error_code ec;
+  for (const auto& t : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    std::ifstream in(t.path() / "stat");
+    std::string line;
+    if (!std::getline(in, line)) continue;
+    auto open = line.find('('), close = line.rfind(')');
+    if (open == std::string::npos || close == std::string::npos) continue;
+    std::string name = line.substr(open + 1, close - open - 1);
+    std::istringstream rest(line.substr(close + 2));
+    std::string field;
+    double utime = 0, stime = 0;
+    for (int i = 3; rest >> field; ++i) {  // fields 14 and 15: utime, stime (clock ticks)
+      if (i == 14) utime = std::stod(field);
+      if (i == 15) {
+        stime = std::stod(field);
+        break;
+      }
+    }
+    out[name] += (utime + stime) / tick;
+  }
+  return out;
+}
+
 struct Sample {
   double commandsPerSecond = 0;
   long events = 0;
   bool subscribersOk = true;
   double slowestSubscriberSeconds = 0;
+  // The engine process's CPU time (user + system, all its threads incl. ZeroMQ's I/O
+  // thread) per command over its whole life: separates work the engine does for
+  // subscribers from time it waits for a core that subscribers hold.
+  double engineCpuMicrosPerCommand = 0;
+  // The same during the run only (from spawning the runner to its exit), by thread name.
+  std::map<std::string, double> runCpuMicrosPerCommand;
   std::string problem;
 };
 
 Sample runOnce(const std::string& exe, const std::filesystem::path& dir, const std::string& protocol, int tag,
                int subscribers, int slowMs, int nice) {
   Sample s;
+  long summaryCommands = 0;
   std::string cmdEp = "ipc://" + (dir / ("c" + std::to_string(tag))).string();
   std::string evEp = "ipc://" + (dir / ("e" + std::to_string(tag))).string();
   std::string db = (dir / ("bench-" + std::to_string(tag) + ".db")).string();
@@ -115,10 +153,12 @@ Sample runOnce(const std::string& exe, const std::filesystem::path& dir, const s
   }
   std::this_thread::sleep_for(200ms);  // subscriptions reach the engine
   startedAt = std::chrono::steady_clock::now().time_since_epoch().count();
+  auto cpuBefore = threadCpu(engine);
   pid_t run = spawnChild({exe, "run", protocol, "--connect", cmdEp, "--json", "--progress", "never"}, db + ".json",
                          db + ".run.err");
   int status = 0;
   if (run > 0) waitpid(run, &status, 0);
+  auto cpuAfter = threadCpu(engine);
   json summary;
   {
     std::ifstream in(db + ".json");
@@ -129,6 +169,9 @@ Sample runOnce(const std::string& exe, const std::filesystem::path& dir, const s
     for (auto& sub : subs) sub->sub->stop();
   } else {
     long commands = summary["counts"].value("succeeded", 0L);
+    summaryCommands = commands;
+    for (auto& [name, after] : cpuAfter)
+      if (commands > 0) s.runCpuMicrosPerCommand[name] = (after - cpuBefore[name]) * 1e6 / static_cast<double>(commands);
     s.events = summary.value("events", 0L);
     double secs = summary["durationSeconds"].is_number() ? summary["durationSeconds"].get<double>() : 0;
     s.commandsPerSecond = secs > 0 ? commands / secs : 0;
@@ -143,7 +186,12 @@ Sample runOnce(const std::string& exe, const std::filesystem::path& dir, const s
     s.slowestSubscriberSeconds = std::max(s.slowestSubscriberSeconds, sub->seconds);
   }
   kill(engine, SIGTERM);
-  waitpid(engine, &status, 0);
+  struct rusage ru {};
+  wait4(engine, &status, 0, &ru);
+  double cpu = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+               static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+  long commands = summaryCommands;
+  s.engineCpuMicrosPerCommand = commands > 0 ? cpu * 1e6 / static_cast<double>(commands) : 0;
   return s;
 }
 
@@ -186,7 +234,8 @@ void addBenchEventsCommand(CLI::App& app, Globals&, int& exitCode) {
       std::ofstream out(protocol);
       out << runner::makeSeedProtocol(o->touches).dump();
     }
-    std::vector<double> base, with, slowest;
+    std::vector<double> base, with, slowest, cpuBase, cpuWith;
+    std::map<std::string, std::vector<double>> runCpuBase, runCpuWith;
     long events = 0;
     int tag = 0;
     for (int i = 0; i < o->repeat; ++i) {
@@ -198,10 +247,13 @@ void addBenchEventsCommand(CLI::App& app, Globals&, int& exitCode) {
         }
         events = s.events;
         (k == 0 ? base : with).push_back(s.commandsPerSecond);
+        (k == 0 ? cpuBase : cpuWith).push_back(s.engineCpuMicrosPerCommand);
+        for (auto& [name, us] : s.runCpuMicrosPerCommand) (k == 0 ? runCpuBase : runCpuWith)[name].push_back(us);
         if (k) slowest.push_back(s.slowestSubscriberSeconds);
         if (!o->json)
           std::cerr << "  run " << (i + 1) << "/" << o->repeat << ", " << k << " subscribers: "
-                    << formatRate(s.commandsPerSecond) << " commands/s\n";
+                    << formatRate(s.commandsPerSecond) << " commands/s, engine CPU "
+                    << static_cast<long>(s.engineCpuMicrosPerCommand) << " us/command\n";
       }
     }
     std::error_code ec;
@@ -215,8 +267,12 @@ void addBenchEventsCommand(CLI::App& app, Globals&, int& exitCode) {
               {"nice", o->nice},
               {"commandsPerSecond", {{"noSubscribers", b}, {"withSubscribers", w}}},
               {"ratio", b > 0 ? w / b : 0},
+              {"engineCpuMicrosPerCommand", {{"noSubscribers", median(cpuBase)}, {"withSubscribers", median(cpuWith)}}},
+              {"engineRunCpuMicrosPerCommandByThread", json::object()},
               {"slowSubscriberDoneSeconds", median(slowest)},
               {"everySubscriberGotEveryEvent", true}};
+    for (auto& [name, v] : runCpuBase) j["engineRunCpuMicrosPerCommandByThread"][name]["noSubscribers"] = median(v);
+    for (auto& [name, v] : runCpuWith) j["engineRunCpuMicrosPerCommandByThread"][name]["withSubscribers"] = median(v);
     if (o->json) {
       printJson(j);
       return;
@@ -226,6 +282,11 @@ void addBenchEventsCommand(CLI::App& app, Globals&, int& exitCode) {
     std::printf("commands/s (median), no subscribers:  %10.0f\n", b);
     std::printf("commands/s (median), %d subscribers:   %10.0f  (%.1f%% of no subscribers; one sleeps %d ms/event)\n",
                 o->subscribers, w, b > 0 ? 100 * w / b : 0, o->slowMs);
+    std::printf("engine CPU per command (median, whole process): %.0f us without, %.0f us with subscribers\n",
+                median(cpuBase), median(cpuWith));
+    for (auto& [name, v] : j["engineRunCpuMicrosPerCommandByThread"].items())
+      std::printf("engine CPU per command during the run, threads \"%s\": %.0f us without, %.0f us with subscribers\n",
+                  name.c_str(), v.value("noSubscribers", 0.0), v.value("withSubscribers", 0.0));
     std::printf("slow subscriber had every event after: %.1f s (median); all %d subscribers: every event, in order, once\n",
                 median(slowest), o->subscribers);
   });
