@@ -187,8 +187,10 @@ TEST_CASE("EncodeAndDecodeAreFast") {
   MESSAGE("encode " << static_cast<long>(encodeRate) << " msg/s, decode "
                     << static_cast<long>(decodeRate) << " msg/s of CPU time (" << frames[0].size()
                     << " bytes)");
+#ifndef RUNREC_SANITIZED  // instrumented builds are several times slower: no speed floor
   CHECK(encodeRate > 100'000);
   CHECK(decodeRate > 100'000);
+#endif
 }
 
 TEST_CASE("OpenMayNameItsReplyToAndNothingElseMay") {
