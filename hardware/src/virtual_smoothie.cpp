@@ -95,9 +95,9 @@ bool forEachArg(std::string_view args, F&& f) {
 }
 
 void appendFixed(std::string& out, double v) {
-  char buf[32];
+  char buf[400];  // "%.3f" of the largest double is 313 characters
   int n = std::snprintf(buf, sizeof buf, "%.3f", v);
-  out.append(buf, static_cast<std::size_t>(n));
+  if (n > 0) out.append(buf, std::min(static_cast<std::size_t>(n), sizeof buf - 1));
 }
 
 bool isMotionLine(std::string_view line) {
