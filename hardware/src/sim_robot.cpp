@@ -2,14 +2,15 @@
 // refuse it; nothing waits.
 #include "runrec/hardware/sim_robot.hpp"
 
+#include "runrec/hardware/mount_axes.hpp"
+
 #include <cmath>
 #include <string>
 
 namespace runrec::hardware {
 namespace {
 
-constexpr double kHomeX = 418, kHomeY = 353, kHomeMount = 218, kHomePlunger = 19;
-constexpr double kLeftMountOffsetX = -34;  // left mount relative to the right, mm
+constexpr double kHomePlunger = 19;
 constexpr double kTolerance = 1e-6;
 
 bool finite(double v) { return std::isfinite(v); }
@@ -71,19 +72,9 @@ Status SimRobot::moveTo(Mount mount, const Point& target, std::optional<double> 
   if (auto ok = requireInstrument(mount); !ok) return ok;
   if (auto ok = ensureHomed(); !ok) return ok;
   const MountSim& m = sim(mount);
-  const double* nozzle = m.spec->nozzleOffset;
-  double x = target.x - nozzle[0] - (mount == Mount::kLeft ? kLeftMountOffsetX : 0.0);
-  double y = target.y - nozzle[1];
-  double z = target.z - nozzle[2] + m.tipLength;
-  if (x < -kTolerance || x > kHomeX + kTolerance || y < -kTolerance || y > kHomeY + kTolerance ||
-      z > kHomeMount + kTolerance) {
-    return fail(ErrorCode::kInvalidArgument,
-                "target (" + std::to_string(target.x) + ", " + std::to_string(target.y) + ", " +
-                    std::to_string(target.z) + ") is out of reach of the " + mountName(mount) + " mount",
-                {{"mount", mountName(mount)},
-                 {"target", {target.x, target.y, target.z}},
-                 {"axes", {{"x", x}, {"y", y}, {mount == Mount::kLeft ? "z" : "a", z}}}});
-  }
+  MountAxes to = deckToAxes(mount, m.spec, m.tipLength, target);
+  if (auto ok = checkReach(mount, target, to); !ok) return ok;
+  double x = to.x, y = to.y, z = to.mount;
   if (lastMoved_ && *lastMoved_ != mount) mountAxis(*lastMoved_) = kHomeMount;  // retract the other mount
   lastMoved_ = mount;
   axes_.x = x;
@@ -238,14 +229,8 @@ Status SimRobot::delay(double seconds) {
 
 MountState SimRobot::stateOf(Mount mount) const {
   const MountSim& m = sim(mount);
-  double nozzle[3] = {0, 0, 0};
-  if (m.spec) {
-    for (int i = 0; i < 3; ++i) nozzle[i] = m.spec->nozzleOffset[i];
-  }
-  double mountAxisValue = mount == Mount::kLeft ? axes_.z : axes_.a;
   MountState state;
-  state.point = {axes_.x + nozzle[0] + (mount == Mount::kLeft ? kLeftMountOffsetX : 0.0), axes_.y + nozzle[1],
-                 mountAxisValue + nozzle[2] - m.tipLength};
+  state.point = axesToDeck(mount, m.spec, m.tipLength, {axes_.x, axes_.y, mount == Mount::kLeft ? axes_.z : axes_.a});
   state.plunger = mount == Mount::kLeft ? axes_.b : axes_.c;
   return state;
 }

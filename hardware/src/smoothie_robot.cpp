@@ -8,13 +8,13 @@
 #include <cmath>
 #include <set>
 
+#include "runrec/hardware/mount_axes.hpp"
 #include "runrec/hardware/smoothie.hpp"
 
 namespace runrec::hardware {
 namespace {
 
 constexpr AxisArray kHomed{218, 19, 19, 418, 353, 218};
-constexpr double kLeftMountOffsetX = -34;  // left mount relative to the right, mm
 constexpr double kTolerance = 1e-6;
 constexpr double kGantryActive = 1.25, kGantryIdle = 0.3, kMountActive = 0.8, kMountIdle = 0.1;
 constexpr double kPlungerIdleDefault = 0.05;
@@ -307,19 +307,9 @@ Status SmoothieRobot::moveTo(Mount mount, const Point& target, std::optional<dou
   }
   if (auto ok = requireInstrument(mount); !ok) return ok;
   const MountState& m = state(mount);
-  const double* nozzle = m.spec->nozzleOffset;
-  double x = target.x - nozzle[0] - (mount == Mount::kLeft ? kLeftMountOffsetX : 0.0);
-  double y = target.y - nozzle[1];
-  double z = target.z - nozzle[2] + m.tipLength;
-  if (x < -kTolerance || x > kHomed[kAxisX] + kTolerance || y < -kTolerance || y > kHomed[kAxisY] + kTolerance ||
-      z > kHomed[kAxisZ] + kTolerance) {
-    return fail(ErrorCode::kInvalidArgument,
-                "target (" + std::to_string(target.x) + ", " + std::to_string(target.y) + ", " +
-                    std::to_string(target.z) + ") is out of reach of the " + toString(mount) + " mount",
-                {{"mount", toString(mount)},
-                 {"target", {target.x, target.y, target.z}},
-                 {"axes", {{"x", x}, {"y", y}, {mount == Mount::kLeft ? "z" : "a", z}}}});
-  }
+  MountAxes to = deckToAxes(mount, m.spec, m.tipLength, target);
+  if (auto ok = checkReach(mount, target, to); !ok) return ok;
+  double x = to.x, y = to.y, z = to.mount;
   if (auto st = ensureReady(); !st) return st;
   if (lastMoved_ && *lastMoved_ != mount)
     if (auto st = retract(*lastMoved_, kRetractMargin); !st) return st;
@@ -514,13 +504,9 @@ Status SmoothieRobot::delay(double seconds) {
 
 ::runrec::hardware::MountState SmoothieRobot::stateOf(Mount mount) const {
   const MountState& m = state(mount);
-  double nozzle[3] = {0, 0, 0};
-  if (m.spec)
-    for (int i = 0; i < 3; ++i) nozzle[i] = m.spec->nozzleOffset[i];
   const AxisArray& a = driver_->position();
   ::runrec::hardware::MountState s;
-  s.point = {a[kAxisX] + nozzle[0] + (mount == Mount::kLeft ? kLeftMountOffsetX : 0.0), a[kAxisY] + nozzle[1],
-             a[mountAxis(mount)] + nozzle[2] - m.tipLength};
+  s.point = axesToDeck(mount, m.spec, m.tipLength, {a[kAxisX], a[kAxisY], a[mountAxis(mount)]});
   s.plunger = a[plungerAxis(mount)];
   return s;
 }
