@@ -95,7 +95,45 @@ class LogLock {
   int fd_;
 };
 
+// Appends `s` as a JSON string exactly as nlohmann's dump() writes it: plain ASCII is
+// copied, anything else goes through nlohmann.
+void appendJsonString(std::string& out, std::string_view s) {
+  for (unsigned char c : s)
+    if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
+      out += json(std::string(s)).dump(-1, ' ', false, json::error_handler_t::replace);
+      return;
+    }
+  out += '"';
+  out += s;
+  out += '"';
+}
+
 }  // namespace
+
+std::string encodeLiveEvent(const Event& e, std::string_view payloadJson) {
+  // nlohmann objects are ordered by key, so this is the order bus::encodeEvent writes.
+  std::string out;
+  out.reserve(96 + e.runId.size() + e.type.size() + e.commandId.size() + payloadJson.size());
+  out += "{\"commandId\":";
+  if (e.commandId.empty())
+    out += "null";
+  else
+    appendJsonString(out, e.commandId);
+  out += ",\"payload\":";
+  out += payloadJson;
+  out += ",\"runId\":";
+  appendJsonString(out, e.runId);
+  out += ",\"seq\":";
+  out += std::to_string(e.seq);
+  out += ",\"ts\":";
+  appendJsonString(out, e.ts);
+  out += ",\"type\":";
+  appendJsonString(out, e.type);
+  out += ",\"v\":";
+  out += std::to_string(bus::kEventsVersion);
+  out += '}';
+  return out;
+}
 
 json summaryJson(const RunState& s, const RunRow* row) {
   json j;
@@ -157,12 +195,19 @@ struct Engine::Impl {
   int cleanupSeq = 0;
   std::vector<Event> uncommitted;  // appended since the last commit: re-appended after a failed write
 
+  std::string payloadText;  // record()'s encoding buffer, reused
+
   Status record(const std::string& type, json payload, const std::string& commandId = "") {
     if (auto st = log->begin(); !st) return st;
     Event e{state.runId, state.lastSeq + 1, type, nowTimestamp(), commandId, std::move(payload)};
-    if (auto st = log->append(e); !st) return st;
+    // The payload is encoded once: the same text goes to the log and to subscribers.
+    payloadText.clear();
+    nlohmann::detail::serializer<json> ser(nlohmann::detail::output_adapter<char>(payloadText), ' ',
+                                           json::error_handler_t::replace);
+    ser.dump(e.payload, false, false, 0);
+    if (auto st = log->append(e, payloadText); !st) return st;
     // Live events: encoded now, published by flush() once committed.
-    if (events) pendingEvents.emplace_back(bus::eventTopic(e.runId, e.type), bus::encodeEvent(toRunEvent(e)));
+    if (events) pendingEvents.emplace_back(bus::eventTopic(e.runId, e.type), encodeLiveEvent(e, payloadText));
     apply(state, e);
     uncommitted.push_back(std::move(e));
     return {};
@@ -576,8 +621,13 @@ struct Engine::Impl {
   // Records and executes one command. `index` is the protocol position (null for cleanup).
   Status executeCommand(Executor& executor, const std::string& commandId, const json& index, const std::string& type,
                         const json& params, const json& key, const char* intent, bool* ok) {
-    json started = {{"commandId", commandId}, {"index", index}, {"commandType", type}, {"params", params},
-                    {"intent", intent}};
+    // Objects built member by member: an initializer list copies every element.
+    json started = json::object();
+    started["commandId"] = commandId;
+    started["index"] = index;
+    started["commandType"] = type;
+    started["params"] = params;
+    started["intent"] = intent;
     if (!key.is_null()) started["key"] = key;
     if (auto st = record(event::kCommandStarted, std::move(started), commandId); !st) return st;
     // The start is durable before the robot acts on the command.
@@ -587,8 +637,10 @@ struct Engine::Impl {
     *ok = out.ok;
     bool protocolCommand = index.is_number();
     if (out.ok) {
-      if (auto st = record(event::kCommandSucceeded, {{"commandId", commandId}, {"result", out.result}}, commandId); !st)
-        return st;
+      json done = json::object();
+      done["commandId"] = commandId;
+      done["result"] = std::move(out.result);
+      if (auto st = record(event::kCommandSucceeded, std::move(done), commandId); !st) return st;
       if (protocolCommand)
         pendingReplies.push_back({bus::MessageType::kOutcome, state.runId, index.get<std::uint64_t>(), {{"status", "succeeded"}}});
     } else {
@@ -607,10 +659,15 @@ struct Engine::Impl {
   // and assume a tip may be on the pipette of the command that was in progress.
   Status cleanup(Executor& executor, const std::string& why, bool recovery, bool* ok) {
     if (auto st = flush(); !st) return st;
-    auto events = log->events(state.runId);
-    if (!events) return tl::unexpected(events.error());
+    // Folded one event at a time as read: memory stays flat however long the run.
     std::vector<FoldIssue> issues;
-    RunState folded = fold(*events, &issues);
+    RunState folded;
+    if (auto st = log->forEachEvent(state.runId, [&](Event& e) -> Status {
+          apply(folded, e, &issues);
+          return {};
+        });
+        !st)
+      return st;
     json assumptions = json::array();
     if (recovery && folded.currentCommandId) {
       const json params = member(folded.currentCommand, "params", json::object());
@@ -695,12 +752,16 @@ struct Engine::Impl {
     auto unfinished = log->unfinishedRuns();
     if (!unfinished) return tl::unexpected(unfinished.error());
     for (const auto& runId : *unfinished) {
-      auto events = log->events(runId);
-      if (!events) return tl::unexpected(events.error());
-      state = fold(*events);
+      state = RunState();
+      json lastEvent;
+      if (auto st = log->forEachEvent(runId, [&](Event& e) -> Status {
+            apply(state, e);
+            lastEvent = {{"seq", e.seq}, {"type", e.type}, {"ts", e.ts}};
+            return {};
+          });
+          !st)
+        return tl::unexpected(st.error());
       state.runId = runId;
-      json lastEvent = events->empty() ? json() : json{{"seq", events->back().seq}, {"type", events->back().type},
-                                                       {"ts", events->back().ts}};
       json inProgress = state.currentCommandId ? json(*state.currentCommandId) : json();
       options.modules->beginRun();
       Executor executor(*robot, library, options.modules.get());

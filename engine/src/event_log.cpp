@@ -5,7 +5,10 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
+
+#include "runrec/bus/message.hpp"
 
 namespace runrec::engine {
 
@@ -27,13 +30,29 @@ std::string nowTimestamp() {
   auto now = system_clock::now();
   auto secs = time_point_cast<seconds>(now);
   auto micros = duration_cast<microseconds>(now - secs).count();
-  std::time_t t = system_clock::to_time_t(secs);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<long>(micros));
-  return buf;
+  // "YYYY-MM-DDTHH:MM:SS." changes once a second: formatted once per second per thread
+  // (gmtime_r and snprintf were a visible share of the per-event cost).
+  thread_local std::int64_t cachedSecond = -1;
+  thread_local char prefix[32];
+  thread_local int prefixLen = 0;
+  std::int64_t s = secs.time_since_epoch().count();
+  if (s != cachedSecond) {
+    std::time_t t = static_cast<std::time_t>(s);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    prefixLen = std::snprintf(prefix, sizeof prefix, "%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900,
+                              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    cachedSecond = s;
+  }
+  char buf[48];
+  std::memcpy(buf, prefix, static_cast<std::size_t>(prefixLen));
+  char* p = buf + prefixLen;
+  for (int i = 5; i >= 0; --i) {
+    p[i] = static_cast<char>('0' + micros % 10);
+    micros /= 10;
+  }
+  p[6] = 'Z';
+  return std::string(buf, static_cast<std::size_t>(prefixLen + 7));
 }
 
 std::optional<Sync> parseSync(std::string_view text) {
@@ -333,9 +352,15 @@ Status EventLog::createRun(const RunRow& run, const std::string& protocolFileNam
 }
 
 Status EventLog::append(const Event& e) {
+  std::string payload = e.payload.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return append(e, payload);
+}
+
+Status EventLog::append(const Event& e, std::string_view payloadJson) {
   if (!inTx_) return fail(ErrorCode::kInvalid, "append outside a transaction");
+  // Every parameter is bound on each call, so the statement needs no clear_bindings; it
+  // was reset after its last step.
   sqlite3_stmt* st = insertEvent_;
-  sqlite3_reset(st);
   sqlite3_bind_text(st, 1, e.runId.data(), (int)e.runId.size(), SQLITE_STATIC);
   sqlite3_bind_int64(st, 2, e.seq);
   sqlite3_bind_text(st, 3, e.type.data(), (int)e.type.size(), SQLITE_STATIC);
@@ -344,11 +369,9 @@ Status EventLog::append(const Event& e) {
     sqlite3_bind_null(st, 5);
   else
     sqlite3_bind_text(st, 5, e.commandId.data(), (int)e.commandId.size(), SQLITE_STATIC);
-  std::string payload = e.payload.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  sqlite3_bind_text(st, 6, payload.data(), (int)payload.size(), SQLITE_STATIC);
+  sqlite3_bind_text(st, 6, payloadJson.data(), (int)payloadJson.size(), SQLITE_STATIC);
   int rc = sqlite3_step(st);
   sqlite3_reset(st);
-  sqlite3_clear_bindings(st);
   if (rc != SQLITE_DONE)
     return tl::unexpected(sqlError("append event " + std::to_string(e.seq) + " (" + e.type + ") of run " + e.runId));
   return {};
@@ -402,11 +425,30 @@ Result<std::string> EventLog::resolveRunId(const std::string& id) {
 }
 
 Result<std::vector<Event>> EventLog::events(const std::string& runId, std::int64_t fromSeq, std::int64_t limit) {
+  std::vector<Event> out;
+  auto st = forEachEvent(
+      runId,
+      [&](Event& e) -> Status {
+        out.push_back(std::move(e));
+        return {};
+      },
+      fromSeq, limit);
+  if (!st) return tl::unexpected(st.error());
+  return out;
+}
+
+Status EventLog::forEachEvent(const std::string& runId, const std::function<Status(Event&)>& visit,
+                              std::int64_t fromSeq) {
+  return forEachEvent(runId, visit, fromSeq, -1);
+}
+
+Status EventLog::forEachEvent(const std::string& runId, const std::function<Status(Event&)>& visit,
+                              std::int64_t fromSeq, std::int64_t limit) {
   Stmt s(db_, "SELECT seq, type, ts, command_id, payload FROM events WHERE run_id = ?1 AND seq >= ?2 ORDER BY seq LIMIT ?3");
   s.bind(1, runId);
   s.bind(2, fromSeq);
   s.bind(3, limit);
-  std::vector<Event> out;
+  std::string why;
   int rc;
   while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
     Event e;
@@ -415,15 +457,17 @@ Result<std::vector<Event>> EventLog::events(const std::string& runId, std::int64
     e.type = columnText(s.get(), 1);
     e.ts = columnText(s.get(), 2);
     e.commandId = columnText(s.get(), 3);
-    auto text = columnText(s.get(), 4);
-    e.payload = nlohmann::json::parse(text, nullptr, false);
-    if (e.payload.is_discarded())
+    // The bus's parser: the same values as nlohmann::json::parse, about 3x faster (cleanup
+    // and recovery fold a whole run from here).
+    auto* text = reinterpret_cast<const char*>(sqlite3_column_text(s.get(), 4));
+    std::string_view view(text ? text : "", text ? static_cast<std::size_t>(sqlite3_column_bytes(s.get(), 4)) : 0);
+    if (!bus::parseJson(view, e.payload, why))
       return fail(ErrorCode::kCorrupt, path_.string() + ": run " + runId + " event " + std::to_string(e.seq) +
                                            ": payload is not valid JSON");
-    out.push_back(std::move(e));
+    if (auto st = visit(e); !st) return st;
   }
   if (rc != SQLITE_DONE) return tl::unexpected(sqlError("read events of run " + runId));
-  return out;
+  return {};
 }
 
 Result<std::vector<Event>> EventLog::runLevelEvents(const std::string& runId) {

@@ -60,6 +60,11 @@ struct EngineOptions {
 // bus `finished` message. `protocolCommands` is the protocol's command count when known.
 nlohmann::json summaryJson(const RunState& state, const RunRow* row = nullptr);
 
+// The live-event body of `event` (docs/events-wire.md) built around its payload already
+// encoded as compact JSON: byte for byte bus::encodeEvent(toRunEvent(event)), without
+// encoding the payload a second time.
+std::string encodeLiveEvent(const Event& event, std::string_view payloadJson);
+
 class Engine {
  public:
   // Opens the log (closing any unfinished run as `interrupted`) and binds the endpoint.

@@ -7,11 +7,13 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "runrec/engine/error.hpp"
@@ -97,6 +99,9 @@ class EventLog {
                    const std::string& protocolText);
   // Appends one event. Its seq must be the run's last seq + 1 (enforced by the schema).
   Status append(const Event& event);
+  // The same, with the payload already encoded: `payloadJson` must be event.payload as
+  // compact JSON (the engine encodes each payload once, for the log and for subscribers).
+  Status append(const Event& event, std::string_view payloadJson);
 
   // --- reading ---
   Result<std::vector<RunRow>> runs();  // newest first
@@ -106,6 +111,10 @@ class EventLog {
   // Events of a run with seq >= fromSeq, at most `limit` (-1: all), in seq order.
   Result<std::vector<Event>> events(const std::string& runId, std::int64_t fromSeq = 1,
                                     std::int64_t limit = -1);
+  // The same events one at a time, without holding them all: `visit` sees each in seq
+  // order (its Event may be moved from); its first error stops the read and is returned.
+  Status forEachEvent(const std::string& runId, const std::function<Status(Event&)>& visit,
+                      std::int64_t fromSeq = 1);
   Result<std::int64_t> lastSeq(const std::string& runId);
   // Run-level events only (not command events): cheap even for very long runs.
   Result<std::vector<Event>> runLevelEvents(const std::string& runId);
@@ -125,6 +134,8 @@ class EventLog {
   Status exec(const char* sql);
   Status initSchema(const LogOptions& options);
   Status prepare();
+  Status forEachEvent(const std::string& runId, const std::function<Status(Event&)>& visit, std::int64_t fromSeq,
+                      std::int64_t limit);
   Status step(sqlite3_stmt* st, const char* what);
   Error sqlError(const std::string& what) const;
 
