@@ -12,6 +12,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "bench.hpp"
 #include "cli_common.hpp"
 #include "runrec/engine/error.hpp"
 #include "runrec/runner/seed.hpp"
@@ -73,14 +74,8 @@ engine::Result<Sample> runOnce(const std::string& exe, const std::string& protoc
   return x;
 }
 
-struct Stat {
-  double median, min, max;
-};
-Stat stat(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  double med = v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-  return {med, v.front(), v.back()};
-}
+using bench::Stat;
+using bench::stat;
 
 }  // namespace
 
@@ -92,6 +87,10 @@ void addBenchCommand(CLI::App& app, Globals&, int& exitCode) {
     std::string sync = "normal";
     bool json = false;
     std::string dir;
+    bool limits = false;
+    long rows = 100000;
+    std::string suite;
+    bool quick = false;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("bench", "Benchmark the pipeline with the seed protocol");
@@ -108,11 +107,54 @@ void addBenchCommand(CLI::App& app, Globals&, int& exitCode) {
       ->capture_default_str();
   cmd->add_option("--dir", o->dir, "Scratch folder (default: a new one under /tmp, removed afterwards)");
   cmd->add_flag("--json", o->json, "Print the figures as JSON");
+  cmd->add_flag("--limits", o->limits,
+                "Measure only the limits: raw SQLite inserts (the log's schema and --sync, one commit per 2 rows)\n"
+                "and raw ZeroMQ PUSH/PULL (a seed command's frame size, --hwm)");
+  cmd->add_option("--suite", o->suite,
+                  "Run the whole suite (throughput, limits, latency, backpressure, jank, scale) and write\n"
+                  "DIR/report.md, results.json and plots (docs/performance.md)")
+      ->type_name("DIR");
+  cmd->add_flag("--quick", o->quick, "With --suite: tiny sizes (checks the plumbing; figures meaningless)");
+  cmd->add_option("--rows", o->rows, "Rows (SQLite) and messages (ZeroMQ) for --limits")->capture_default_str();
   cmd->callback([o, &exitCode] {
     namespace fs = std::filesystem;
+    if (!o->suite.empty()) {
+      exitCode = bench::runSuite({o->suite, o->repeat, o->quick});
+      return;
+    }
     bool removeDir = o->dir.empty();
     fs::path dir = o->dir.empty() ? fs::temp_directory_path() / ("runrec-bench-" + std::to_string(::getpid())) : fs::path(o->dir);
     fs::create_directories(dir);
+    if (o->limits) {
+      json j = {{"repeat", o->repeat}, {"sync", o->sync}, {"hwm", o->hwm}};
+      std::vector<double> ins, com, zin, zipc;
+      std::size_t bytes = bench::seedCommandFrameBytes();
+      for (int i = 0; i < o->repeat; ++i) {
+        auto s = bench::rawSqliteInserts(dir / "raw.db", *engine::parseSync(o->sync), 2, o->rows);
+        if (!s) {
+          exitCode = error(kSystemError, s.error().message);
+          return;
+        }
+        ins.push_back(s->insertsPerSecond);
+        com.push_back(s->commitsPerSecond);
+        auto z = bench::rawZmqPushPull("inproc", dir, o->hwm, bytes, o->rows);
+        auto zi = bench::rawZmqPushPull("ipc", dir, o->hwm, bytes, o->rows);
+        if (!z || !zi) {
+          exitCode = error(kSystemError, (!z ? z.error() : zi.error()).message);
+          return;
+        }
+        zin.push_back(z->messagesPerSecond);
+        zipc.push_back(zi->messagesPerSecond);
+      }
+      j["sqliteInsertsPerSecond"] = bench::toJson(stat(ins));
+      j["sqliteCommitsPerSecond"] = bench::toJson(stat(com));
+      j["zmqInprocMessagesPerSecond"] = bench::toJson(stat(zin));
+      j["zmqIpcMessagesPerSecond"] = bench::toJson(stat(zipc));
+      j["zmqMessageBytes"] = bytes;
+      if (removeDir) { std::error_code ec; fs::remove_all(dir, ec); }
+      printJson(j);
+      return;
+    }
     std::string exe = fs::read_symlink("/proc/self/exe").string();
     fs::path protocol = dir / "seed.json";
     {
