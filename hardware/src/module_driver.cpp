@@ -178,7 +178,9 @@ Result<std::string> ModuleDriver::transact(const std::string& line, std::string_
 }
 
 Result<std::string> ModuleDriver::command(std::string_view code) {
+  // As Opentrons' CommandBuilder: elements and the terminator joined by spaces ("M105 \r\n\r\n").
   std::string line(code);
+  line += ' ';
   line += terminator_;
   return transact(line, code);
 }
