@@ -179,7 +179,8 @@ TEST_CASE("TouchTipIsRefusedOnTipRacksTrashAndDisabledLabware") {
   for (auto [uri, slot] : {std::pair{"opentrons/opentrons_96_tiprack_20ul/1", "1"},
                            std::pair{"opentrons/opentrons_1_trash_1100ml_fixed/1", "12"},
                            std::pair{"opentrons/usascientific_12_reservoir_22ml/1", "3"}}) {
-    CAPTURE(uri);
+    const char* labware = uri;  // clang cannot capture a structured binding (C++20)
+    CAPTURE(labware);
     auto r = touchTipPoints(place(uri, slot), "A1", 1.0, 50);
     REQUIRE_FALSE(r);
     CHECK(r.error().code == ErrorCode::kInvalidArgument);

@@ -94,7 +94,8 @@ TEST_CASE("EveryReferenceLabwareDefinitionAgreesWithTheBuiltInOfTheSameUri") {
       CHECK(own->ordering == ref["ordering"].get<std::vector<std::vector<std::string>>>());
       CHECK(own->wells.size() == ref["wells"].size());
       for (const auto& [name, w] : ref["wells"].items()) {
-        CAPTURE(name);
+        const std::string wellName = name;  // clang cannot capture a structured binding (C++20)
+        CAPTURE(wellName);
         const WellDefinition* well = own->well(name);
         REQUIRE(well);
         CHECK(std::abs(well->x - w["x"].get<double>()) < kTol);

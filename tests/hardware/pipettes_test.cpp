@@ -108,9 +108,10 @@ TEST_CASE("TableMatchesEveryOt2ModelInTheV1Specs") {
   int compared = 0;
   for (const auto& [model, c] : models.items()) {
     if (!isOt2Model(model, c)) continue;
-    CAPTURE(model);
+    const std::string modelName = model;  // clang cannot capture a structured binding (C++20)
+    CAPTURE(modelName);
     auto spec = findPipette(model);
-    REQUIRE_MESSAGE(spec, "no table entry for " << model);
+    REQUIRE_MESSAGE(spec, "no table entry for " << modelName);
     const PipetteSpec& s = **spec;
     ++compared;
     const json& n = names[c["name"].get<std::string>()];
