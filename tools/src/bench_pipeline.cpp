@@ -43,9 +43,8 @@ namespace {
 
 double us(Clock::duration d) { return std::chrono::duration<double, std::micro>(d).count(); }
 
-// What the driver sends, with the board's simulated motion time so far: the idle gap before
-// a move is the time since the previous move's motion ended (its send time plus the motion
-// time the board slept, scaled).
+// What the driver sends, with the board's simulated motion time so far (read as each line
+// is sent, so it covers every line before it).
 struct LineLog {
   hardware::VirtualSmoothie* board = nullptr;
   double timeScale = 0;
@@ -60,21 +59,18 @@ struct LineLog {
                 (line[2] == ' ' || line[2] == '\r' || line[2] == '\n');
     lines.push_back({Clock::now(), board ? board->simulatedSeconds() : 0.0, move});
   }
+  // The gap before a move: wall time since the previous move was sent, minus all the time
+  // the board spent in simulated motion in between (that move, and any homing or dwell).
   std::vector<double> gapsUs() const {
     std::vector<double> gaps;
-    const Line* prevMove = nullptr;
-    double prevMotion = 0;
-    for (std::size_t i = 0; i < lines.size(); ++i) {
-      const Line& l = lines[i];
+    const Line* prev = nullptr;
+    for (const Line& l : lines) {
       if (!l.move) continue;
-      if (prevMove) {
-        auto end = prevMove->at + std::chrono::duration_cast<Clock::duration>(
-                                      std::chrono::duration<double>(prevMotion * timeScale));
-        gaps.push_back(std::max(0.0, us(l.at - end)));
+      if (prev) {
+        double motionUs = (l.simulated - prev->simulated) * timeScale * 1e6;
+        gaps.push_back(std::max(0.0, us(l.at - prev->at) - motionUs));
       }
-      prevMove = &l;
-      // The previous move's motion: simulated time added between its send and the next line.
-      prevMotion = i + 1 < lines.size() ? lines[i + 1].simulated - l.simulated : 0;
+      prev = &l;
     }
     return gaps;
   }

@@ -241,7 +241,7 @@ int runSuite(const SuiteOptions& o) {
       std::string out = (dir / "pty.out").string();
       pid_t board = spawn({exe, "smoothie", "--pty", "--right", "p300_single_v2.0"}, out, out + ".err");
       std::string path;
-      for (int k = 0; k < 100 && path.empty(); ++k) {
+      for (int k = 0; k < 250 && path.empty(); ++k) {
         std::this_thread::sleep_for(20ms);
         std::istringstream in(readFile(out));
         std::getline(in, path);
