@@ -21,7 +21,10 @@ const std::set<std::string>& ignoredKeys() {
 // Ignored at one place only: (event type, payload path).
 bool ignoredAt(const std::string& type, const std::string& path) {
   return (type == engine::event::kRunFinished && path == "payload.counts.discarded") ||
-         (type == engine::event::kRunCreated && path == "payload.robot");
+         (type == engine::event::kRunCreated && path == "payload.robot") ||
+         // How a module was connected (virtual or a serial device), like runCreated.robot.
+         (type == engine::event::kCommandSucceeded &&
+          (path == "payload.result.device" || path == "payload.result.simulated"));
 }
 
 // First difference between a and b below `path`, or nullopt.
