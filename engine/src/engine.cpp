@@ -480,6 +480,7 @@ struct Engine::Impl {
     bool failed = false, stopped = false;
     std::int64_t discarded = 0;
     std::string reason = "completed";
+    std::optional<json> runnerError;  // from the runner's end message; cleanup re-folds state, so keep it apart
     Clock::time_point endDeadline = Clock::time_point::max();
 
     while (true) {
@@ -526,7 +527,7 @@ struct Engine::Impl {
         if (!failed && text(m.body, "reason", "complete") != "complete") {
           failed = true;
           reason = "runner: " + text(m.body, "reason");
-          if (m.body.is_object() && m.body.contains("error")) state.lastError = m.body["error"];
+          if (m.body.is_object() && m.body.contains("error")) runnerError = m.body["error"];
         }
         break;
       }
@@ -602,7 +603,7 @@ struct Engine::Impl {
 
     RunStatus status = failed ? RunStatus::kFailed : stopped ? RunStatus::kStopped : RunStatus::kSucceeded;
     json fin = {{"status", toString(status)}, {"reason", reason}, {"counts", countsJson()}};
-    if (failed && state.lastError) fin["error"] = *state.lastError;
+    if (failed && (runnerError || state.lastError)) fin["error"] = runnerError ? *runnerError : *state.lastError;
     if (auto st = record(event::kRunFinished, fin); !st) return st;
     runOpen = false;
     pendingReplies.push_back({bus::MessageType::kFinished, state.runId, 0, summaryJson(state, &row)});
