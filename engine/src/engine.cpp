@@ -737,7 +737,7 @@ struct Engine::Impl {
       if (auto st = step("dropTip", {{"pipetteId", id}, {"labwareId", trash}, {"wellName", "A1"}}); !st) return st;
     }
     if (options.postRun == EngineOptions::PostRun::kHome)
-      if (auto st = step("home", json::object()); !st) return st;
+      if (auto st = step("home", {{"afterRun", true}}); !st) return st;
     return flush();
   }
 

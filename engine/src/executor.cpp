@@ -127,7 +127,7 @@ class Run {
     if (type == "loadLabware") return loadLabware(p);
     if (type == "loadModule") return loadModule(p);
     if (type == "loadLiquid") return loadLiquid(p);
-    if (type == "home") return home();
+    if (type == "home") return home(p);
     if (type == "pickUpTip") return pickUpTip(p);
     if (type == "dropTip") return dropTip(p);
     if (type == "aspirate") return aspirate(p);
@@ -323,8 +323,12 @@ class Run {
     return json::object();
   }
 
-  json home() {
-    check(robot_.home());
+  // `afterRun` (cleanup's last step): stop the robot as Opentrons does at the end of a run
+  // (on the Smoothie: halt, reset and re-configure the board), then home.
+  json home(const json& p) {
+    auto afterRun = p.find("afterRun");
+    if (afterRun != p.end() && !afterRun->is_boolean()) failWith("InvalidParams", "params.afterRun: expected true or false");
+    check(afterRun != p.end() && afterRun->get<bool>() ? robot_.stopAndHome() : robot_.home());
     return json::object();
   }
 

@@ -339,6 +339,11 @@ Result<std::string> SmoothieDriver::readInstrument(Mount mount, bool model) {
   return text;
 }
 
+Status SmoothieDriver::waitForIdle() {
+  if (auto r = transact("M400\r\n", options_.ackTimeout, false); !r) return tl::unexpected(r.error());
+  return {};
+}
+
 Status SmoothieDriver::reset() {
   if (auto r = command("M999"); !r) return tl::unexpected(r.error());
   return {};

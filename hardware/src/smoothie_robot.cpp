@@ -142,22 +142,32 @@ std::string number(double v) {
 
 }  // namespace
 
-Status SmoothieRobot::connect() {
-  auto cmd = [&](const std::string& codes) -> Status {
-    if (auto r = driver_->command(codes); !r) return tl::unexpected(r.error());
-    return {};
-  };
+namespace {
+Status ok(const Result<std::string>& r) {
+  if (!r) return tl::unexpected(r.error());
+  return {};
+}
+}  // namespace
+
+// Opentrons' connection setup: reset from error, steps/mm, absolute mode, position, default
+// max speeds, feed and accelerations.
+Status SmoothieRobot::setUpBoard() {
   for (const char* codes : {"M999", "G28.6", "M92 X80.0 Y80.0 Z400.0 A400.0", "M92 B768.0 C768.0", "G90"})
-    if (auto st = cmd(codes); !st) return st;
+    if (auto st = ok(driver_->command(codes)); !st) return st;
   if (auto r = driver_->updatePosition(); !r) return tl::unexpected(r.error());
   for (const char* codes : {"M203.1 A125.0 B40.0 C40.0 X600.0 Y400.0 Z125.0", "G0 F24000.0",
                             "M204 S10000.0 A1500.0 B200.0 C200.0 X3000.0 Y2000.0 Z1500.0"})
-    if (auto st = cmd(codes); !st) return st;
+    if (auto st = ok(driver_->command(codes)); !st) return st;
+  return {};
+}
+
+// Reads both mounts' instruments and configures the mounts that hold one.
+Status SmoothieRobot::configureMounts() {
   for (Mount mount : {Mount::kLeft, Mount::kRight}) {
     std::string found[2];
     for (int model = 1; model >= 0; --model) {
-      if (auto st = cmd("M18 Z A B C"); !st) return st;
-      if (auto r = driver_->command("G4 P0.1", 0.1); !r) return tl::unexpected(r.error());
+      if (auto st = ok(driver_->command("M18 Z A B C")); !st) return st;
+      if (auto st = ok(driver_->command("G4 P0.1", 0.1)); !st) return st;
       auto text = driver_->readInstrument(mount, model == 1);
       if (!text) return tl::unexpected(text.error());
       found[model] = *text;
@@ -169,11 +179,31 @@ Status SmoothieRobot::connect() {
     if (!spec) continue;
     SmoothieConfig c = smoothieConfig(**spec);
     char plunger = axisLetter(plungerAxis(mount)), mountLetter = axisLetter(mountAxis(mount));
-    if (auto st = cmd(std::string("M92 ") + plunger + number(c.stepsPerMm)); !st) return st;
-    if (auto st = cmd(std::string("M365.0 ") + mountLetter + number(c.homePosition)); !st) return st;
-    if (auto st = cmd(std::string("M365.1 ") + plunger + number(c.travel)); !st) return st;
+    if (auto st = ok(driver_->command(std::string("M92 ") + plunger + number(c.stepsPerMm))); !st) return st;
+    if (auto st = ok(driver_->command(std::string("M365.0 ") + mountLetter + number(c.homePosition))); !st) return st;
+    if (auto st = ok(driver_->command(std::string("M365.1 ") + plunger + number(c.travel))); !st) return st;
   }
   return {};
+}
+
+Status SmoothieRobot::connect() {
+  if (auto st = setUpBoard(); !st) return st;
+  return configureMounts();
+}
+
+Status SmoothieRobot::stopAndHome() {
+  // Halt: reset from error and read the homing flags (M999, G28.6), then wait for idle;
+  // then the connection setup. Opentrons' stop() does this twice (the backend's halt, then
+  // its reset()), re-reads the instruments, and homes.
+  for (int i = 0; i < 2; ++i) {
+    for (const char* codes : {"M999", "G28.6"})
+      if (auto st = ok(driver_->command(codes)); !st) return st;
+    if (auto st = driver_->waitForIdle(); !st) return st;
+    if (auto st = setUpBoard(); !st) return st;
+  }
+  if (auto st = configureMounts(); !st) return st;
+  homed_ = false;
+  return home();
 }
 
 Status SmoothieRobot::ensureReady() {

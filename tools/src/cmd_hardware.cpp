@@ -120,7 +120,7 @@ void addHardwareCommands(CLI::App& app, Globals& g, int& exitCode) {
   }
   {
     struct Opts {
-      std::string protocol, left, right;
+      std::string protocol, left, right, postRun = "home";
       bool withM400 = true;
     };
     auto o = std::make_shared<Opts>();
@@ -132,6 +132,10 @@ void addHardwareCommands(CLI::App& app, Globals& g, int& exitCode) {
     cmd->add_option("protocol", o->protocol, "Opentrons protocol: JSON, or Python (Protocol API v2, .py)")->required();
     cmd->add_option("--left", o->left, "Pipette model on the left mount (e.g. p300_multi_v2.1)");
     cmd->add_option("--right", o->right, "Pipette model on the right mount (e.g. p20_single_v2.0)");
+    cmd->add_option("--post-run", o->postRun,
+                    "After the run: home (stop the board as Opentrons does, then home), or stay")
+        ->check(CLI::IsMember({"home", "stay"}))
+        ->capture_default_str();
     cmd->callback([o, &exitCode] {
       if (!checkModel(o->left, exitCode) || !checkModel(o->right, exitCode)) return;
       std::optional<runner::PythonProtocol> python;
@@ -176,6 +180,7 @@ void addHardwareCommands(CLI::App& app, Globals& g, int& exitCode) {
       eo.dbPath = (dir / "gcode.db").string();
       eo.endpoint = "inproc://runrec-gcode-" + std::to_string(::getpid());
       eo.maxRuns = 1;
+      eo.postRun = o->postRun == "stay" ? engine::EngineOptions::PostRun::kStay : engine::EngineOptions::PostRun::kHome;
       auto created = engine::Engine::create(ctx, eo, std::move(robot));
       if (!created) {
         std::filesystem::remove_all(dir, ec);

@@ -56,6 +56,10 @@ class Robot {
   // Homes every axis in the OT-2 order (Z and A, then X, then Y, then plungers).
   virtual Status home() = 0;
 
+  // Ends a run as Opentrons' hardware stop(home_after=True) does: whatever the board
+  // needs to be left in a known state, then home. By default just home().
+  virtual Status stopAndHome() { return home(); }
+
   // Moves the mount in a straight line so that its critical point (tip end when a tip
   // is attached, else the nozzle) reaches `target` in deck coordinates. `speed` in mm/s;
   // nullopt means the default gantry speed. The engine plans arcs as several calls.

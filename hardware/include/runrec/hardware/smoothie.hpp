@@ -64,6 +64,8 @@ class SmoothieDriver {
   Result<std::string> readInstrument(Mount mount, bool model);
   // M999.
   Status reset();
+  // A bare M400: waits until the board's queue is empty.
+  Status waitForIdle();
 
   const AxisArray& position() const { return position_; }
   void setPosition(int axis, double value) { position_[axis] = value; }
@@ -105,6 +107,9 @@ class SmoothieRobot final : public Robot {
   std::string describe() const override { return options_.name; }
   Status attachInstrument(Mount mount, const PipetteSpec* spec) override;
   Status home() override;
+  // Opentrons' stop(home_after=True): halt and reset the board and re-run the connection
+  // setup, twice (as its driver does), re-read and re-configure the mounts, then home.
+  Status stopAndHome() override;
   Status moveTo(Mount mount, const Point& target, std::optional<double> speed) override;
   Status preparePlunger(Mount mount) override;
   Status aspirate(Mount mount, double volume, double flowRate) override;
@@ -128,6 +133,8 @@ class SmoothieRobot final : public Robot {
   VirtualSmoothie* board() { return options_.board.get(); }
 
  private:
+  Status setUpBoard();
+  Status configureMounts();
   struct MountState {
     const PipetteSpec* spec = nullptr;
     double tipLength = 0;
