@@ -4,9 +4,11 @@
 #      suite (ctest), including a short replay of each libFuzzer target's corpus;
 #   2. clang ThreadSanitizer build (build-tsan) of the bus tests (ZeroMQ sockets across
 #      threads); RUNREC_TSAN_ENGINE=1 adds the engine tests (writer and history threads).
-# Any sanitizer report aborts its process, so it fails a test. The sanitizer build replaces
-# the plain one here to stay within CI's time (the same tests, with more checks);
-# RUNREC_SANITIZERS=0 runs the suite on the plain build (gcc, build/) instead.
+# Any sanitizer report aborts its process, so it fails a test. By default (and in CI) the
+# suite runs on the plain build (gcc, build/): on a clean 2-core clone the sanitizer stages
+# took 13 min for ASan+UBSan alone (10 min of it building), past CI's 15-minute budget, and
+# two timing-sensitive e2e tests still fail under ASan (docs/hardening.md).
+# RUNREC_SANITIZERS=1 runs the two sanitizer stages instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/install-deps.sh
@@ -19,7 +21,7 @@ timed() {
   echo "test.sh: $name: $((SECONDS - start)) s"
 }
 
-if [ "${RUNREC_SANITIZERS:-1}" = 0 ]; then
+if [ "${RUNREC_SANITIZERS:-0}" = 0 ]; then
   timed "build" bash tools/build.sh
   timed "tests" ctest --test-dir build --output-on-failure -j"$jobs" --timeout 900
 else
