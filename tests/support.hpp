@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -21,5 +22,10 @@ std::filesystem::path tempDir(const std::string& name);
 
 nlohmann::json readJson(const std::filesystem::path& path);
 std::string readText(const std::filesystem::path& path);
+
+// The G-code lines of an Opentrons trace file, and how many lines of two listings match
+// in order (longest common subsequence; G0 lines match when every target is within 0.01 mm).
+std::vector<std::string> gcodeTraceLines(const std::filesystem::path& file);
+std::size_t gcodeLinesMatched(const std::vector<std::string>& a, const std::vector<std::string>& b);
 
 }  // namespace runrec::test

@@ -19,48 +19,9 @@
 
 namespace {
 
-// The figure reached (see docs/hardware.md for what still differs and why). Raise it
+// The figure reached (docs/hardware.md). Raise it
 // when parity improves; the test fails if parity drops below it.
 constexpr double kParityFloor = 1.0;  // 100%: 2253 of 2253 lines, 2253 sent
-
-std::vector<std::string> expectedLines(const std::filesystem::path& file) {
-  std::vector<std::string> out;
-  std::ifstream in(file);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("smoothie: ", 0) != 0) continue;
-    line = line.substr(10);
-    line = line.substr(0, line.find(" -> "));
-    while (!line.empty() && (line.back() == ' ' || line.back() == '\r')) line.pop_back();
-    out.push_back(line);
-  }
-  return out;
-}
-
-bool g0Close(const std::string& a, const std::string& b) {
-  if (a.rfind("G0 ", 0) != 0 || b.rfind("G0 ", 0) != 0) return false;
-  std::istringstream sa(a.substr(3)), sb(b.substr(3));
-  std::string ta, tb;
-  while (true) {
-    bool ha = static_cast<bool>(sa >> ta), hb = static_cast<bool>(sb >> tb);
-    if (ha != hb) return false;
-    if (!ha) return true;
-    if (ta[0] != tb[0] || ta[0] == 'F') return false;
-    if (std::fabs(std::stod(ta.substr(1)) - std::stod(tb.substr(1))) > 0.01 + 1e-9) return false;
-  }
-}
-
-bool same(const std::string& a, const std::string& b) { return a == b || g0Close(a, b); }
-
-std::size_t lcs(const std::vector<std::string>& a, const std::vector<std::string>& b) {
-  std::vector<std::size_t> prev(b.size() + 1, 0), cur(b.size() + 1, 0);
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    for (std::size_t j = 1; j <= b.size(); ++j)
-      cur[j] = same(a[i - 1], b[j - 1]) ? prev[j - 1] + 1 : std::max(prev[j], cur[j - 1]);
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
-}
 
 }  // namespace
 
@@ -80,7 +41,7 @@ TEST_CASE("GcodeParityWithOpentronsOnTheNoModsTrace") {
   int rc = std::system(cmd.c_str());
   REQUIRE(WIFEXITED(rc));
   REQUIRE(WEXITSTATUS(rc) == 0);
-  auto expected = expectedLines(dir / "expected.txt");
+  auto expected = runrec::test::gcodeTraceLines(dir / "expected.txt");
   std::vector<std::string> ours;
   {
     std::ifstream in(out);
@@ -89,7 +50,7 @@ TEST_CASE("GcodeParityWithOpentronsOnTheNoModsTrace") {
   }
   REQUIRE(expected.size() > 2000);
   REQUIRE(!ours.empty());
-  std::size_t matched = lcs(expected, ours);
+  std::size_t matched = runrec::test::gcodeLinesMatched(expected, ours);
   double parity = 2.0 * static_cast<double>(matched) / static_cast<double>(expected.size() + ours.size());
   char figure[160];
   std::snprintf(figure, sizeof figure, "G-code parity %.2f%%: %zu of %zu expected lines matched in order, %zu lines sent",
