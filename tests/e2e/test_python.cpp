@@ -234,6 +234,10 @@ def run(ctx):
                        "spin.py", 16, options, [&](runrec::engine::Engine& e) {
                          std::this_thread::sleep_for(std::chrono::milliseconds(300));
                          e.requestStop("test");
+                         // As `runrec run` does: interrupt the protocol only after the engine
+                         // has ended the run (here: given it a second to do so), so the runner's
+                         // "protocol interrupted" end cannot overtake the stop.
+                         std::this_thread::sleep_for(std::chrono::seconds(1));
                          stop.store(true);
                        });
   CHECK(run.result.summary.value("status", "") == "stopped");
