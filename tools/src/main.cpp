@@ -11,8 +11,9 @@ int main(int argc, char** argv) {
   using namespace runrec::cli;
   CLI::App app{
       "runrec: an event-sourced run recorder for Opentrons OT-2 robots.\n"
-      "Runs JSON protocols (schemas 6-8) on a simulated or real OT-2, recording every\n"
-      "event in an SQLite log (default ./runrec.db), and shows what was recorded.",
+      "Runs JSON protocols (schemas 6-8) and Python Protocol API v2 protocols on a simulated\n"
+      "or real OT-2 and its modules, recording every event in an SQLite log (default\n"
+      "./runrec.db), and shows, replays and audits what was recorded.",
       "runrec"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "runrec 0.1.0");
