@@ -8,10 +8,16 @@
 #include <cstdio>
 #include <thread>
 
+#include "reply_text.hpp"
 #include "runrec/hardware/modules.hpp"
 
 namespace runrec::hardware {
 namespace {
+
+using detail::containsNoCase;
+using detail::endsWith;
+using detail::escaped;
+using detail::printable;
 
 struct Dialect {
   const char* terminator;
@@ -34,38 +40,6 @@ Dialect dialectFor(ModuleType type) {
     case ModuleType::kHeaterShaker: return {"\n", "OK\n", "err", std::chrono::milliseconds(40000), 4};
   }
   return {"\r\n", "ok\r\nok\r\n", "error", std::chrono::milliseconds(2000), 3};
-}
-
-bool endsWith(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
-
-bool containsNoCase(std::string_view s, std::string_view word) {
-  auto it = std::search(s.begin(), s.end(), word.begin(), word.end(), [](char a, char b) {
-    return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
-  });
-  return it != s.end();
-}
-
-bool printable(std::string_view s) {
-  for (unsigned char c : s)
-    if (!((c >= 0x20 && c < 0x7f) || c == '\r' || c == '\n')) return false;
-  return true;
-}
-
-std::string escaped(std::string_view s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (c == '\r') out += "\\r";
-    else if (c == '\n') out += "\\n";
-    else if (c >= 0x20 && c < 0x7f) out += static_cast<char>(c);
-    else {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    }
-  }
-  return out;
 }
 
 std::string trimmed(std::string_view s) {

@@ -8,10 +8,16 @@
 #include <cstdio>
 #include <cstring>
 
+#include "reply_text.hpp"
 #include "runrec/hardware/smoothie.hpp"
 
 namespace runrec::hardware {
 namespace {
+
+using detail::containsNoCase;
+using detail::endsWith;
+using detail::escaped;
+using detail::printable;
 
 constexpr std::string_view kAck = "ok\r\nok\r\n";
 constexpr char kAxisNames[] = "ABCXYZ";
@@ -42,37 +48,6 @@ void appendNumber(std::string& out, double v) {
 }
 
 double round3(double v) { return std::round(v * 1000.0) / 1000.0; }
-
-bool endsWith(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
-
-bool containsNoCase(std::string_view s, std::string_view word) {
-  auto it = std::search(s.begin(), s.end(), word.begin(), word.end(),
-                        [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) == b; });
-  return it != s.end();
-}
-
-std::string escaped(std::string_view s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (c == '\r') out += "\\r";
-    else if (c == '\n') out += "\\n";
-    else if (c >= 0x20 && c < 0x7f) out += static_cast<char>(c);
-    else {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    }
-  }
-  return out;
-}
-
-bool printable(std::string_view s) {
-  for (unsigned char c : s)
-    if (!((c >= 0x20 && c < 0x7f) || c == '\r' || c == '\n')) return false;
-  return true;
-}
 
 }  // namespace
 
