@@ -3,6 +3,8 @@
 // the run ends, and a crash is closed as interrupted with a cleanup from the log.
 #include <doctest/doctest.h>
 
+#include <condition_variable>
+#include <mutex>
 #include <random>
 #include <thread>
 
@@ -35,9 +37,11 @@ struct LiveRun {
   std::shared_ptr<test::PhysicalTips> tips = std::make_shared<test::PhysicalTips>();
 
   LiveRun(const json& protocolJson, const std::filesystem::path& dbPath, int hwm = 4, bool autoResume = true,
-          long failAtMove = -1, std::unique_ptr<hardware::Robot> inner = std::make_unique<hardware::SimRobot>())
+          long failAtMove = -1, std::unique_ptr<hardware::Robot> inner = std::make_unique<hardware::SimRobot>(),
+          std::function<void(long)> onMove = {})
       : db(dbPath) {
     tips->failAtMove = failAtMove;
+    tips->onMove = std::move(onMove);
     static int n = 0;
     endpoint = "inproc://life-" + std::to_string(++n);
     engine::EngineOptions eo;
@@ -230,22 +234,97 @@ void checkPhysical(const LiveRun& run) {
   CHECK(run.events.back().type == "runFinished");
 }
 
+// A stop handed from the engine's thread to the test's at move `at`: the robot waits inside
+// that move while the test asks the engine to stop, so the stop lands during the command
+// that makes the move, however fast or slow the build is.
+struct StopAtMove {
+  explicit StopAtMove(long move) : at(move) {}
+  const long at;
+  std::mutex m;
+  std::condition_variable cv;
+  bool reached = false, go = false;
+  void onMove(long n) {  // the engine's thread
+    if (n != at) return;
+    std::unique_lock lk(m);
+    reached = true;
+    cv.notify_all();
+    cv.wait_for(lk, std::chrono::seconds(60), [&] { return go; });
+  }
+  bool waitReached() {
+    std::unique_lock lk(m);
+    return cv.wait_for(lk, std::chrono::seconds(60), [&] { return reached; });
+  }
+  void release() {
+    std::lock_guard lk(m);
+    go = true;
+    cv.notify_all();
+  }
+};
+
+// The moments are robot moves, not clock time, so the proof is the same at any speed (the
+// ASan build is several times slower): a calibration run counts the moves of the whole
+// protocol, then each run is stopped at a random move K of it, either
+//   - from inside move K (even runs): the robot waits there while another thread calls
+//     Engine::requestStop (what Ctrl-C on `runrec run` does); the stop lands exactly during
+//     the command making move K; or
+//   - over the control socket (odd runs) once the robot has made K moves, while the engine
+//     goes on: the stop lands at move K or later, as a real operator's would.
 TEST_CASE("stopped at random moments with the bus full, cleanup drops exactly the tips the robot carried") {
   auto dir = test::tempDir("race");
+  long protocolMoves = 0;
+  {
+    LiveRun full(tipChurn(40), dir / "full.db");
+    json d = full.finish();
+    REQUIRE(d["status"] == "succeeded");
+    protocolMoves = full.tips->moves.load();
+    checkPhysical(full);
+  }
+  REQUIRE(protocolMoves > 200);
   std::mt19937 rng(12345);
-  int runs = tier(50, 500), stoppedWithTip = 0;
+  int runs = tier(50, 500), stoppedWithTip = 0, stoppedExactly = 0;
   for (int i = 0; i < runs; ++i) {
+    long stopAt = 1 + static_cast<long>(rng() % static_cast<unsigned long>(protocolMoves));
+    bool fromInside = i % 2 == 0;
+    int hwm = 1 + static_cast<int>(rng() % 4);
     CAPTURE(i);
-    LiveRun run(tipChurn(40), dir / ("runs-" + std::to_string(i) + ".db"), 1 + static_cast<int>(rng() % 4));
-    std::this_thread::sleep_for(std::chrono::microseconds(rng() % 15000));
-    run.ask("stop");
+    CAPTURE(stopAt);
+    CAPTURE(fromInside);
+    auto gate = std::make_shared<StopAtMove>(fromInside ? stopAt : -1);
+    LiveRun run(tipChurn(40), dir / ("runs-" + std::to_string(i) + ".db"), hwm, true, -1,
+                std::make_unique<hardware::SimRobot>(), [gate](long n) { gate->onMove(n); });
+    if (fromInside) {
+      bool reached = gate->waitReached();
+      if (reached) CHECK(run.eng->requestStop("test"));
+      gate->release();
+      REQUIRE(reached);
+    } else {
+      auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+      while (run.tips->moves.load() < stopAt && std::chrono::steady_clock::now() < until)
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
+      REQUIRE(run.tips->moves.load() >= stopAt);
+      run.ask("stop");
+    }
     json d = run.finish();
-    CHECK((d["status"] == "stopped" || d["status"] == "succeeded"));
+    if (fromInside) {
+      // Stopped during the command making move K: no protocol command started after it.
+      REQUIRE(d["status"] == "stopped");
+      std::int64_t stopSeq = 0, lastProtocolStart = 0;
+      for (auto& e : run.events) {
+        if (e.type == "runStopRequested") stopSeq = e.seq;
+        if (e.type == "commandStarted" && e.payload["intent"] == "protocol") lastProtocolStart = e.seq;
+      }
+      CHECK(stopSeq > lastProtocolStart);
+      stoppedExactly++;
+    } else {
+      CHECK((d["status"] == "stopped" || d["status"] == "succeeded"));
+    }
     checkCleanup(run.events);
     checkPhysical(run);
     if (d["status"] == "stopped" && d["counts"]["cleanup"] == 2) stoppedWithTip++;
     std::filesystem::remove(run.db);
   }
+  MESSAGE("random stops: " << runs << " runs of " << protocolMoves << " moves, " << stoppedExactly
+                           << " stopped from inside a move, " << stoppedWithTip << " stopped with a tip on");
   // The proof means something only if many runs were cut off with a tip on.
   CHECK(stoppedWithTip > runs / 4);
 }

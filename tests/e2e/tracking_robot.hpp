@@ -1,9 +1,10 @@
 // A robot for tests: wraps a robot (the simulated one by default, or the Smoothie driver on
 // the virtual board) and tracks, independently of the engine, the tips it physically
-// carries; can inject a hardware failure on the Nth move.
+// carries; can inject a hardware failure on the Nth move, and tell a test when a move is made.
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 
 #include "runrec/hardware/sim_robot.hpp"
@@ -18,6 +19,9 @@ struct PhysicalTips {
   std::atomic<int> uncertain[2] = {0, 0}; // a tip call failed part-way: a tip may or may not be on
   std::atomic<long> moves{0};
   long failAtMove = -1;                   // inject an ALARM on this move (-1: never)
+  // Called on the engine's thread before each move is made, with its number (from 1). Set
+  // before the engine starts; may block (the command in progress waits with it).
+  std::function<void(long)> onMove;
 };
 
 class TrackingRobot final : public hardware::Robot {
@@ -31,7 +35,9 @@ class TrackingRobot final : public hardware::Robot {
   }
   hardware::Status home() override { return sim_.home(); }
   hardware::Status moveTo(hardware::Mount m, const hardware::Point& p, std::optional<double> speed) override {
-    if (++t_->moves == t_->failAtMove)
+    long n = ++t_->moves;
+    if (t_->onMove) t_->onMove(n);
+    if (n == t_->failAtMove)
       return hardware::fail(hardware::ErrorCode::kAlarm, "ALARM: Hard limit (injected on move " +
                                                              std::to_string(t_->failAtMove) + ")");
     return sim_.moveTo(m, p, speed);
