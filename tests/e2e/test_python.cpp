@@ -220,10 +220,14 @@ TEST_CASE("PythonUnknownLabwarePipetteAndUnimplementedCallsNameThemselves") {
 }
 
 TEST_CASE("PythonStopInterruptsAProtocolBusyInItsOwnLoop") {
-  std::atomic<bool> stop{false};
+  std::atomic<bool> stop{false}, spinning{false};
   runrec::runner::PythonRunOptions options;
   options.idlePoll = std::chrono::milliseconds(50);
-  options.stopRequested = [&](const std::string&) { return stop.load(); };
+  // Polled only once the run is open and the protocol has made no API call for idlePoll.
+  options.stopRequested = [&](const std::string&) {
+    spinning.store(true);
+    return stop.load();
+  };
   auto run = runPython(R"(
 metadata = {"apiLevel": "2.13"}
 def run(ctx):
@@ -232,7 +236,12 @@ def run(ctx):
         pass
 )",
                        "spin.py", 16, options, [&](runrec::engine::Engine& e) {
-                         std::this_thread::sleep_for(std::chrono::milliseconds(300));
+                         // Stop once the protocol spins in its loop, not after a fixed delay: the
+                         // engine drops a stop that comes before the run is open, and under ASan
+                         // starting the interpreter alone can outlast any such delay.
+                         for (int i = 0; i < 6000 && !spinning.load(); ++i)
+                           std::this_thread::sleep_for(std::chrono::milliseconds(10));
+                         CHECK(spinning.load());
                          e.requestStop("test");
                          // As `runrec run` does: interrupt the protocol only after the engine
                          // has ended the run (here: given it a second to do so), so the runner's
