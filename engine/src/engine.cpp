@@ -444,7 +444,11 @@ struct Engine::Impl {
                robot->describe()};
     state.runId = row.runId;
     if (auto st = log->begin(); !st) return st;
-    if (auto st = log->createRun(row, text(protocol, "fileName"), text(protocol, "text")); !st) {
+    // A streamed protocol (runner::openProtocol) names its file instead of carrying its text.
+    auto stored = protocol.contains("textFile") && !protocol.contains("text")
+                      ? log->createRunFromFile(row, text(protocol, "fileName"), text(protocol, "textFile"))
+                      : log->createRun(row, text(protocol, "fileName"), text(protocol, "text"));
+    if (auto st = stored; !st) {
       log->rollback();
       return refuse(st.error().message);
     }

@@ -1,12 +1,15 @@
 // The run log on SQLite: schema, migrations, appends and reads (docs/event-log.md).
 #include "runrec/engine/event_log.hpp"
 
+#include <openssl/evp.h>
 #include <sqlite3.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <memory>
+#include <vector>
 
 #include "runrec/bus/message.hpp"
 
@@ -341,6 +344,78 @@ Status EventLog::createRun(const RunRow& run, const std::string& protocolFileNam
   p.bind(2, protocolFileName);
   p.bind(3, protocolText);
   if (sqlite3_step(p.get()) != SQLITE_DONE) return tl::unexpected(sqlError("store the protocol"));
+  return insertRunRow(run);
+}
+
+Status EventLog::createRunFromFile(const RunRow& run, const std::string& protocolFileName,
+                                   const std::filesystem::path& protocolFile) {
+  constexpr std::uint64_t kInlineBytes = 8u << 20;
+  constexpr std::size_t kPiece = 1u << 20;
+  const std::string what = "the protocol file " + protocolFile.string();
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(protocolFile.c_str(), "rb"), &std::fclose);
+  if (!file)
+    return fail(ErrorCode::kInvalid, "cannot read " + what + ": " + std::strerror(errno) +
+                                         " (the engine reads a large protocol's file itself: it must see the same files "
+                                         "as the runner)");
+  std::error_code ec;
+  const std::uint64_t size = std::filesystem::file_size(protocolFile, ec);
+  if (ec) return fail(ErrorCode::kInvalid, "cannot read " + what + ": " + ec.message());
+  std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1)
+    return fail(ErrorCode::kInvalid, "cannot hash " + what);
+  auto digestMatches = [&]() {
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int length = 0;
+    if (EVP_DigestFinal_ex(ctx.get(), digest, &length) != 1) return false;
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string hex;
+    for (unsigned int i = 0; i < length; ++i) {
+      hex += kHex[digest[i] >> 4];
+      hex += kHex[digest[i] & 0xf];
+    }
+    return hex == run.protocolSha256;
+  };
+  const Error changed{ErrorCode::kInvalid, what + " is not the one the runner validated (SHA-256 differs: changed?)"};
+
+  if (size <= kInlineBytes) {
+    std::string text;
+    std::vector<char> buffer(kPiece);
+    while (std::size_t n = std::fread(buffer.data(), 1, buffer.size(), file.get())) text.append(buffer.data(), n);
+    if (std::ferror(file.get())) return fail(ErrorCode::kInvalid, "cannot read " + what);
+    EVP_DigestUpdate(ctx.get(), text.data(), text.size());
+    if (!digestMatches()) return tl::unexpected(changed);
+    return createRun(run, protocolFileName, text);
+  }
+
+  Stmt p(db_, "INSERT OR IGNORE INTO protocols(sha256, file_name, content) VALUES (?1, ?2, zeroblob(?3))");
+  p.bind(1, run.protocolSha256);
+  p.bind(2, protocolFileName);
+  p.bind(3, static_cast<std::int64_t>(size));
+  if (sqlite3_step(p.get()) != SQLITE_DONE) return tl::unexpected(sqlError("store the protocol"));
+  sqlite3_blob* blob = nullptr;
+  if (sqlite3_changes(db_) == 1 &&
+      sqlite3_blob_open(db_, "main", "protocols", "content", sqlite3_last_insert_rowid(db_), 1, &blob) != SQLITE_OK) {
+    sqlite3_blob_close(blob);
+    return tl::unexpected(sqlError("store the protocol"));
+  }
+  std::unique_ptr<sqlite3_blob, int (*)(sqlite3_blob*)> owned(blob, &sqlite3_blob_close);
+  // Already stored (same digest): the file is still read, to check it is that protocol.
+  std::vector<char> buffer(kPiece);
+  std::uint64_t offset = 0;
+  while (std::size_t n = std::fread(buffer.data(), 1, buffer.size(), file.get())) {
+    if (offset + n > size) return tl::unexpected(changed);
+    EVP_DigestUpdate(ctx.get(), buffer.data(), n);
+    if (blob && sqlite3_blob_write(blob, buffer.data(), static_cast<int>(n), static_cast<int>(offset)) != SQLITE_OK)
+      return tl::unexpected(sqlError("store the protocol"));
+    offset += n;
+  }
+  if (std::ferror(file.get())) return fail(ErrorCode::kInvalid, "cannot read " + what);
+  if (offset != size || !digestMatches()) return tl::unexpected(changed);
+  if (blob && sqlite3_blob_close(owned.release()) != SQLITE_OK) return tl::unexpected(sqlError("store the protocol"));
+  return insertRunRow(run);
+}
+
+Status EventLog::insertRunRow(const RunRow& run) {
   Stmt r(db_, "INSERT INTO runs(run_id, created_at, protocol_name, protocol_sha256, robot) VALUES (?1, ?2, ?3, ?4, ?5)");
   r.bind(1, run.runId);
   r.bind(2, run.createdAt);

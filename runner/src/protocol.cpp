@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <functional>
+#include <istream>
 #include <memory>
 #include <optional>
 #include <set>
@@ -203,24 +205,29 @@ class Checker {
     return false;
   }
 
+  // Whether `value` has `type` (number_float: any number); `what` names the type.
+  static bool hasType(const json& value, json::value_t type, const char** what) {
+    switch (type) {
+      case json::value_t::object: *what = "an object"; return value.is_object();
+      case json::value_t::array: *what = "an array"; return value.is_array();
+      case json::value_t::string: *what = "a string"; return value.is_string();
+      case json::value_t::boolean: *what = "a boolean"; return value.is_boolean();
+      case json::value_t::number_float: *what = "a number"; return value.is_number();
+      case json::value_t::number_integer: *what = "an integer"; return value.is_number_integer();
+      default: *what = ""; return false;
+    }
+  }
+
   bool expectType(const json& value, const std::string& path, json::value_t type) {
     if (failed()) return false;
-    bool ok = false;
     const char* what = "";
-    switch (type) {
-      case json::value_t::object: ok = value.is_object(), what = "an object"; break;
-      case json::value_t::array: ok = value.is_array(), what = "an array"; break;
-      case json::value_t::string: ok = value.is_string(), what = "a string"; break;
-      case json::value_t::boolean: ok = value.is_boolean(), what = "a boolean"; break;
-      case json::value_t::number_float: ok = value.is_number(), what = "a number"; break;
-      case json::value_t::number_integer: ok = value.is_number_integer(), what = "an integer"; break;
-      default: break;
-    }
-    if (!ok) return fail(path, std::string("expected ") + what + ", got " + describe(value));
+    if (!hasType(value, type, &what)) return fail(path, std::string("expected ") + what + ", got " + describe(value));
     return true;
   }
 
   // The member, or nullptr when absent (a problem if required) or when a problem is recorded.
+  // Paths are only built for messages: a valid file builds none here (the runner validates
+  // each command again as it sends it).
   const json* field(const json& obj, const std::string& path, std::string_view key, Need need,
                     json::value_t type) {
     if (failed()) return nullptr;
@@ -229,7 +236,11 @@ class Checker {
       if (need == Need::kRequired) fail(member(path, key), "missing");
       return nullptr;
     }
-    if (!expectType(*it, member(path, key), type)) return nullptr;
+    const char* what = "";
+    if (!hasType(*it, type, &what)) {
+      fail(member(path, key), std::string("expected ") + what + ", got " + describe(*it));
+      return nullptr;
+    }
     return &*it;
   }
 
@@ -260,6 +271,10 @@ class Checker {
                                Need need, Bound bound = Bound::kAny) {
     const json* v = field(obj, path, key, need, json::value_t::number_float);
     if (!v) return std::nullopt;
+    double x = v->get<double>();
+    if (bound == Bound::kAny || (bound == Bound::kNonNegative && x >= 0) || (bound == Bound::kPositive && x > 0)) {
+      return x;
+    }
     return checkBound(*v, member(path, key), bound);
   }
   std::optional<double> checkBound(const json& v, const std::string& path, Bound bound) {
@@ -399,14 +414,24 @@ std::string moduleNoun(const std::string& family) {
 
 std::string at(std::size_t commandIndex) { return "commands[" + std::to_string(commandIndex) + "]"; }
 
-// Walks the document in order, checking and normalising; one instance per parse.
+// Checks and normalises a protocol in two steps, so that the commands never need to be in
+// memory together: validateTop() on the document with the commands array left empty, then
+// command() for each element of `commands`, in order, as the file is read again. One
+// instance per pass over a file.
 class Validator {
  public:
-  Validator(const json& doc, Protocol& out) : doc_(doc), out_(out) {}
+  using Emit = std::function<void(json&&)>;
+  Validator(const json& doc, Protocol& out, Emit emit) : doc_(doc), out_(out), emit_(std::move(emit)) {}
 
-  // Empty on success; else the first problem, `path: problem`.
-  std::optional<std::string> run() {
+  // Everything but the commands. Empty on success; else the first problem, `path: problem`.
+  std::optional<std::string> top() {
     validateTop();
+    if (c_.failed()) return c_.error();
+    return std::nullopt;
+  }
+  // The next command (commands[index]); emits it normalised if it is valid.
+  std::optional<std::string> command(const json& command, std::size_t index) {
+    validateCommand(command, index);
     if (c_.failed()) return c_.error();
     return std::nullopt;
   }
@@ -490,9 +515,8 @@ class Validator {
         c_.expectType((*annotations)[i], element("commandAnnotations", i), json::value_t::object);
       }
     }
-    if (const json* commands = c_.array(doc_, "", "commands", Need::kRequired)) {
-      validateCommands(*commands);
-    }
+    // The elements are checked by command() as they are read (the array is empty here).
+    if (c_.array(doc_, "", "commands", Need::kRequired)) beginCommands();
   }
 
   bool detectSchema() {
@@ -673,7 +697,7 @@ class Validator {
 
   // ---- commands ----------------------------------------------------------------------------
 
-  void validateCommands(const json& commands) {
+  void beginCommands() {
     // The engine pre-loads the OT-2's fixed trash; its wells are checkable when the file
     // carries the definition (v6: through the labware map; v7/v8: by URI).
     LoadedLabware trash;
@@ -692,11 +716,6 @@ class Validator {
     }
     labware_[std::string(kFixedTrashId)] = trash;
     slots_[std::string(kFixedTrashSlot)] = "labware \"fixedTrash\" (pre-loaded)";
-
-    out_.commands.reserve(commands.size());
-    for (std::size_t i = 0; i < commands.size() && !c_.failed(); ++i) {
-      validateCommand(commands[i], i);
-    }
   }
 
   void validateCommand(const json& command, std::size_t index) {
@@ -735,7 +754,7 @@ class Validator {
     normalised["commandType"] = cmd.type;
     normalised["params"] = std::move(cmd.out);
     if (key) normalised["key"] = *key;
-    out_.commands.push_back(std::move(normalised));
+    emit_(std::move(normalised));
   }
 
   // One command being validated: `params` as read, `out` the normalised params.
@@ -1065,7 +1084,8 @@ class Validator {
     const LoadedLabware* lw = labwareRef(cmd);
     const std::string* well = c_.string(cmd.params, cmd.path, "wellName", Need::kRequired);
     if (!lw || !well) return;
-    if (!wellExists(*lw, cmd, *well, member(cmd.path, "wellName"))) return;
+    const bool known = !lw->definition || lw->definition->at("wells").contains(*well);
+    if (!known && !wellExists(*lw, cmd, *well, member(cmd.path, "wellName"))) return;
     if (const json* loc = c_.object(cmd.params, cmd.path, "wellLocation", Need::kOptional)) {
       wellLocation(*loc, member(cmd.path, "wellLocation"),
                    isDropTip ? kDropTipOrigins : kWellOrigins);
@@ -1183,6 +1203,7 @@ class Validator {
 
   const json& doc_;
   Protocol& out_;
+  Emit emit_;
   Checker c_;
   int version_ = 0;
   std::map<std::string, const json*> definitionsByKey_;  // file key -> definition
@@ -1193,12 +1214,7 @@ class Validator {
   std::map<std::string, std::string> moduleContents_;  // moduleId -> labware on it
 };
 
-std::string sha256Hex(const std::string& text) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  if (EVP_Digest(text.data(), text.size(), digest, &length, EVP_sha256(), nullptr) != 1) {
-    return {};
-  }
+std::string hex(const unsigned char* digest, unsigned int length) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
   out.reserve(length * 2);
@@ -1208,6 +1224,56 @@ std::string sha256Hex(const std::string& text) {
   }
   return out;
 }
+
+std::string sha256Hex(const std::string& text) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (EVP_Digest(text.data(), text.size(), digest, &length, EVP_sha256(), nullptr) != 1) {
+    return {};
+  }
+  return hex(digest, length);
+}
+
+// A file read in 1 MiB pieces for nlohmann's stream parser, hashed (SHA-256) as it is read:
+// a pass over a protocol file holds one piece of it, never the whole text.
+class HashingFileBuf : public std::streambuf {
+ public:
+  explicit HashingFileBuf(const std::filesystem::path& path)
+      : file_(std::fopen(path.c_str(), "rb"), &std::fclose), ctx_(EVP_MD_CTX_new(), &EVP_MD_CTX_free) {
+    openErrno_ = file_ ? 0 : errno;
+    if (ctx_) EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr);
+    buffer_.resize(std::size_t{1} << 20);
+  }
+  // 0, or the errno of a failed open or read.
+  int error() const { return openErrno_ ? openErrno_ : readErrno_; }
+  // The digest of everything read so far (call once, after the whole file was read).
+  std::string hexDigest() {
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int length = 0;
+    if (!ctx_ || EVP_DigestFinal_ex(ctx_.get(), digest, &length) != 1) return {};
+    return hex(digest, length);
+  }
+
+ protected:
+  int_type underflow() override {
+    if (gptr() < egptr()) return traits_type::to_int_type(*gptr());
+    if (!file_) return traits_type::eof();
+    std::size_t n = std::fread(buffer_.data(), 1, buffer_.size(), file_.get());
+    if (n == 0) {
+      if (std::ferror(file_.get())) readErrno_ = errno ? errno : EIO;
+      return traits_type::eof();
+    }
+    if (ctx_) EVP_DigestUpdate(ctx_.get(), buffer_.data(), n);
+    setg(buffer_.data(), buffer_.data(), buffer_.data() + n);
+    return traits_type::to_int_type(*gptr());
+  }
+
+ private:
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file_;
+  std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx_;
+  std::vector<char> buffer_;
+  int openErrno_ = 0, readErrno_ = 0;
+};
 
 // 1-based line and column of the byte at 1-based offset `byte` (nlohmann's parse_error::byte,
 // the last character read).
@@ -1224,6 +1290,26 @@ std::pair<std::size_t, std::size_t> lineColumn(const std::string& text, std::siz
   return {line, end - lineStart + 1};
 }
 
+// The same for a file, read again up to `byte` (only on the error path).
+std::pair<std::size_t, std::size_t> lineColumn(const std::filesystem::path& path, std::size_t byte) {
+  std::size_t end = byte == 0 ? 0 : byte - 1;
+  std::size_t line = 1, lineStart = 0, i = 0;
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
+  if (!file) return {0, 0};
+  char buffer[1 << 16];
+  while (i < end) {
+    std::size_t n = std::fread(buffer, 1, sizeof buffer, file.get());
+    if (n == 0) break;
+    for (std::size_t k = 0; k < n && i < end; ++k, ++i) {
+      if (buffer[k] == '\n') {
+        ++line;
+        lineStart = i + 1;
+      }
+    }
+  }
+  return {line, std::min(end, i) - lineStart + 1};
+}
+
 // nlohmann's message less its "[json.exception...] parse error at line L, column C: " prefix.
 std::string parseReason(const std::string& what) {
   auto column = what.find("column ");
@@ -1236,39 +1322,155 @@ Error invalid(const std::string& source, const std::string& message) {
   return Error{ErrorCode::kInvalidProtocol, source.empty() ? message : source + ": " + message};
 }
 
+Error ioError(const std::filesystem::path& path, int err) {
+  return Error{ErrorCode::kIo, "cannot read " + path.string() + ": " + std::strerror(err)};
+}
+
+// Where a protocol's text is: in memory, or a file read again on each pass.
+struct Source {
+  std::string name;                  // for messages: the path, or the name given
+  const std::string* text = nullptr;  // in memory
+  std::filesystem::path path;         // else this file
+};
+
+// Thrown by a parser callback to end a pass early (a command failed validation, or the
+// caller stopped taking commands). Never leaves this file.
+struct StopPass {};
+
+using Callback = json::parser_callback_t;
+
+// One pass of nlohmann's parser over the source with `callback`. `sha256`: set to the
+// digest of what was read (files only; the parser reads to the end to reject trailing text).
+Result<json> parsePass(const Source& src, const Callback& callback, std::string* sha256) {
+  std::string where = src.name.empty() ? std::string("(text)") : src.name;
+  std::unique_ptr<HashingFileBuf> buf;
+  try {
+    if (src.text) return json::parse(*src.text, callback);
+    buf = std::make_unique<HashingFileBuf>(src.path);
+    if (buf->error()) return tl::make_unexpected(ioError(src.path, buf->error()));
+    std::istream in(buf.get());
+    json doc = json::parse(in, callback);
+    if (buf->error()) return tl::make_unexpected(ioError(src.path, buf->error()));
+    if (sha256) *sha256 = buf->hexDigest();
+    return doc;
+  } catch (const json::parse_error& e) {
+    if (buf && buf->error()) return tl::make_unexpected(ioError(src.path, buf->error()));
+    auto [line, column] = src.text ? lineColumn(*src.text, e.byte) : lineColumn(src.path, e.byte);
+    return tl::make_unexpected(Error{ErrorCode::kInvalidProtocol, where + ":" + std::to_string(line) + ":" +
+                                                                      std::to_string(column) +
+                                                                      ": invalid JSON: " + parseReason(e.what())});
+  } catch (const json::out_of_range& e) {  // out_of_range.406: a number beyond a double's range
+    std::string what = e.what();
+    auto bracket = what.find("] ");
+    return tl::make_unexpected(Error{ErrorCode::kInvalidProtocol,
+                                     where + ": invalid JSON: " +
+                                         (bracket == std::string::npos ? what : what.substr(bracket + 2))});
+  }
+}
+
+// Validates the whole source in two passes over it and emits each normalised command, in
+// order, as soon as it is known to be valid (so nothing is emitted for a protocol whose
+// top level is invalid; commands after an invalid one are never emitted):
+//  1. the document with every element of `commands` skipped (a syntax error anywhere is
+//     found here, before any validation), then everything but the commands is validated;
+//  2. the file again, building one element of `commands` at a time: validated, emitted,
+//     dropped.
+// Memory: the document less its commands, and one command. `sha256`: digest of pass 1's text
+// (files). `sha256After`: of pass 2's (files), to tell a file that changed during the passes.
+// `stopped`: set when `emit` returned false (the caller wanted no more). `expectSha256`: pass 1's
+// digest must be this (the file validated before), else nothing is emitted.
+Result<void> validatePasses(const Source& src, Protocol& out, const std::function<bool(json&&)>& emit,
+                            std::string* sha256, std::string* sha256After, bool* stopped = nullptr,
+                            const std::string* expectSha256 = nullptr) {
+  using Event = json::parse_event_t;
+  // Pass 1: everything but the command elements.
+  int commandsMembers = 0;
+  bool inCommands = false;
+  auto skipCommands = [&](int depth, Event event, json& parsed) -> bool {
+    if (depth == 1 && event == Event::key) {
+      inCommands = parsed.is_string() && parsed.get_ref<const std::string&>() == "commands";
+      if (inCommands) ++commandsMembers;
+      return true;
+    }
+    if (inCommands && depth == 2 &&
+        (event == Event::object_start || event == Event::array_start || event == Event::value)) {
+      return false;
+    }
+    return true;
+  };
+  auto doc = parsePass(src, skipCommands, sha256);
+  if (!doc) return tl::make_unexpected(doc.error());
+  if (commandsMembers > 1) return tl::make_unexpected(invalid(src.name, "commands: appears more than once"));
+  if (expectSha256 && sha256 && *sha256 != *expectSha256)
+    return tl::make_unexpected(invalid(src.name, "the file changed after it was validated; nothing was run"));
+
+  bool emitStopped = false;
+  Validator validator(*doc, out, [&](json&& command) {
+    if (!emit(std::move(command))) {
+      emitStopped = true;
+      throw StopPass{};
+    }
+  });
+  if (auto problem = validator.top()) return tl::make_unexpected(invalid(src.name, *problem));
+  if (!doc->is_object() || !(*doc)["commands"].is_array()) return {};  // unreachable: top() checked
+
+  // Pass 2: one command at a time. Other top-level members are skipped unbuilt.
+  std::size_t index = 0;
+  std::optional<std::string> problem;
+  inCommands = false;
+  auto eachCommand = [&](int depth, Event event, json& parsed) -> bool {
+    if (depth == 1 && event == Event::key) {
+      inCommands = parsed.is_string() && parsed.get_ref<const std::string&>() == "commands";
+      return inCommands;
+    }
+    if (!inCommands || depth != 2) return true;
+    if (event == Event::object_end || event == Event::array_end || event == Event::value) {
+      problem = validator.command(parsed, index++);
+      if (problem) throw StopPass{};
+      return false;  // dropped: the array stays empty
+    }
+    return true;
+  };
+  try {
+    auto again = parsePass(src, eachCommand, sha256After);
+    if (!again) return tl::make_unexpected(again.error());
+  } catch (const StopPass&) {
+    if (stopped) *stopped = emitStopped;
+    if (problem) return tl::make_unexpected(invalid(src.name, *problem));
+  }
+  return {};
+}
+
+Result<Protocol> parse(const Source& src) {
+  try {
+    Protocol protocol;
+    protocol.source = src.name;
+    std::string sha;
+    auto st = validatePasses(
+        src, protocol,
+        [&](json&& command) {
+          protocol.commands.push_back(std::move(command));
+          return true;
+        },
+        &sha, nullptr);
+    if (!st) return tl::make_unexpected(st.error());
+    protocol.commandCount = protocol.commands.size();
+    protocol.sha256 = src.text ? sha256Hex(*src.text) : sha;
+    return protocol;
+  } catch (const std::exception& e) {
+    return tl::make_unexpected(invalid(src.name, std::string("internal error: ") + e.what()));
+  } catch (...) {
+    return tl::make_unexpected(invalid(src.name, "internal error"));
+  }
+}
+
 }  // namespace
 
 Result<Protocol> parseProtocol(std::string text, const std::string& name) {
-  try {
-    json doc;
-    try {
-      doc = json::parse(text);
-    } catch (const json::parse_error& e) {
-      auto [line, column] = lineColumn(text, e.byte);
-      std::string where = (name.empty() ? std::string("(text)") : name) + ":" +
-                          std::to_string(line) + ":" + std::to_string(column);
-      return tl::make_unexpected(
-          Error{ErrorCode::kInvalidProtocol, where + ": invalid JSON: " + parseReason(e.what())});
-    } catch (const json::out_of_range& e) {  // out_of_range.406: a number beyond a double's range
-      std::string what = e.what();
-      auto bracket = what.find("] ");
-      return tl::make_unexpected(Error{ErrorCode::kInvalidProtocol,
-                                       (name.empty() ? std::string("(text)") : name) + ": invalid JSON: " +
-                                           (bracket == std::string::npos ? what : what.substr(bracket + 2))});
-    }
-    Protocol protocol;
-    protocol.source = name;
-    if (auto problem = Validator(doc, protocol).run()) {
-      return tl::make_unexpected(invalid(name, *problem));
-    }
-    protocol.sha256 = sha256Hex(text);
-    protocol.text = std::move(text);
-    return protocol;
-  } catch (const std::exception& e) {
-    return tl::make_unexpected(invalid(name, std::string("internal error: ") + e.what()));
-  } catch (...) {
-    return tl::make_unexpected(invalid(name, "internal error"));
-  }
+  Source src{name, &text, {}};
+  auto protocol = parse(src);
+  if (protocol) protocol->text = std::move(text);
+  return protocol;
 }
 
 Result<Protocol> loadProtocol(const std::filesystem::path& path) {
@@ -1276,20 +1478,14 @@ Result<Protocol> loadProtocol(const std::filesystem::path& path) {
   try {
     std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"),
                                                          &std::fclose);
-    if (!file) {
-      return tl::make_unexpected(
-          Error{ErrorCode::kIo, "cannot read " + path.string() + ": " + std::strerror(errno)});
-    }
+    if (!file) return tl::make_unexpected(ioError(path, errno));
     char buffer[1 << 16];
     while (true) {
       std::size_t n = std::fread(buffer, 1, sizeof buffer, file.get());
       text.append(buffer, n);
       if (n < sizeof buffer) break;
     }
-    if (std::ferror(file.get())) {
-      return tl::make_unexpected(
-          Error{ErrorCode::kIo, "cannot read " + path.string() + ": " + std::strerror(errno)});
-    }
+    if (std::ferror(file.get())) return tl::make_unexpected(ioError(path, errno));
   } catch (const std::exception& e) {
     return tl::make_unexpected(
         Error{ErrorCode::kIo, "cannot read " + path.string() + ": " + e.what()});
@@ -1297,6 +1493,65 @@ Result<Protocol> loadProtocol(const std::filesystem::path& path) {
   auto protocol = parseProtocol(std::move(text), path.string());
   if (protocol) protocol->path = path;
   return protocol;
+}
+
+Result<Protocol> openProtocol(const std::filesystem::path& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) return tl::make_unexpected(ioError(path, EISDIR));
+  Source src{path.string(), nullptr, path};
+  try {
+    Protocol protocol;
+    protocol.source = src.name;
+    protocol.path = path;
+    protocol.streamed = true;
+    std::size_t count = 0;
+    std::string sha, shaAfter;
+    auto st = validatePasses(
+        src, protocol,
+        [&](json&&) {
+          ++count;
+          return true;
+        },
+        &sha, &shaAfter);
+    if (!st) return tl::make_unexpected(st.error());
+    if (sha != shaAfter) return tl::make_unexpected(invalid(src.name, "the file changed while it was being read"));
+    protocol.commandCount = count;
+    protocol.sha256 = sha;
+    return protocol;
+  } catch (const std::exception& e) {
+    return tl::make_unexpected(invalid(src.name, std::string("internal error: ") + e.what()));
+  } catch (...) {
+    return tl::make_unexpected(invalid(src.name, "internal error"));
+  }
+}
+
+Result<void> forEachCommand(const Protocol& protocol, const std::function<bool(nlohmann::json&)>& visit) {
+  if (!protocol.streamed) {
+    for (const json& command : protocol.commands) {
+      json copy = command;
+      if (!visit(copy)) break;
+    }
+    return {};
+  }
+  Source src{protocol.source, nullptr, protocol.path};
+  try {
+    // Validated again as it is read: a file changed since openProtocol is caught by its
+    // digest (pass 1 reads all of it) before any command is given to `visit`; a change
+    // during the run can only make a later command fail validation (it is then not given)
+    // or differ from what was validated, which the second digest reports at the end.
+    Protocol again;
+    again.source = protocol.source;
+    std::string sha, shaAfter;
+    bool stopped = false;
+    auto st = validatePasses(
+        src, again, [&](json&& command) { return visit(command); }, &sha, &shaAfter, &stopped, &protocol.sha256);
+    if (!st) return tl::make_unexpected(st.error());
+    if (!stopped && shaAfter != protocol.sha256)
+      return tl::make_unexpected(invalid(src.name, "the file changed while it was being run"));
+    return {};
+  } catch (const std::exception& e) {
+    return tl::make_unexpected(invalid(src.name, std::string("internal error: ") + e.what()));
+  }
 }
 
 }  // namespace runrec::runner

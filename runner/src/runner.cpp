@@ -7,19 +7,34 @@ namespace runrec::runner {
 
 using nlohmann::json;
 
+namespace {
+std::size_t commandCount(const Protocol& protocol) {
+  return protocol.streamed ? protocol.commandCount : protocol.commands.size();
+}
+}  // namespace
+
 nlohmann::json runDescription(const Protocol& protocol) {
   json defs = json::object();
   for (auto& [uri, def] : protocol.labwareDefinitions) defs[uri] = def;
-  return {{"protocol",
-           {{"name", protocol.name()},
-            {"fileName", protocol.path.empty() ? json() : json(protocol.path.filename().string())},
-            {"sha256", protocol.sha256},
-            {"schemaVersion", protocol.schemaVersion},
-            {"commandCount", protocol.commands.size()},
-            {"metadata", protocol.metadata},
-            {"text", protocol.text}}},
-          {"labwareDefinitions", defs},
-          {"liquids", protocol.liquids}};
+  json description = {{"protocol",
+                       {{"name", protocol.name()},
+                        {"fileName", protocol.path.empty() ? json() : json(protocol.path.filename().string())},
+                        {"sha256", protocol.sha256},
+                        {"schemaVersion", protocol.schemaVersion},
+                        {"commandCount", commandCount(protocol)},
+                        {"metadata", protocol.metadata}}},
+                      {"labwareDefinitions", defs},
+                      {"liquids", protocol.liquids}};
+  // A streamed protocol's text is not in memory: the engine reads the file itself (it must
+  // see the same file system) and checks its digest (docs/wire-protocol.md).
+  if (protocol.streamed) {
+    std::error_code ec;
+    auto absolute = std::filesystem::absolute(protocol.path, ec);
+    description["protocol"]["textFile"] = (ec ? protocol.path : absolute).string();
+  } else {
+    description["protocol"]["text"] = protocol.text;
+  }
+  return description;
 }
 
 Result<RunResult> runProtocol(bus::CommandClient& client, const Protocol& protocol, const RunOptions& options) {
@@ -32,7 +47,7 @@ Result<RunResult> runProtocol(bus::CommandClient& client, const Protocol& protoc
 
   bool failed = false;
   Progress progress;
-  progress.total = protocol.commands.size();
+  progress.total = commandCount(protocol);
   client.onOutcome([&](const bus::Message& m) {
     auto status = m.body.find("status");
     if (status == m.body.end() || *status != "succeeded") failed = true;
@@ -44,19 +59,25 @@ Result<RunResult> runProtocol(bus::CommandClient& client, const Protocol& protoc
     }
   });
 
-  json endBody = {{"commands", protocol.commands.size()}, {"reason", "complete"}};
-  for (const json& command : protocol.commands) {
+  json endBody = {{"commands", commandCount(protocol)}, {"reason", "complete"}};
+  // Commands are sent as they are read: a streamed protocol is never in memory whole.
+  auto read = forEachCommand(protocol, [&](json& command) {
     if (failed) {
       endBody["reason"] = "commandFailed";
-      break;
+      return false;
     }
     auto st = client.send(command, options.timeout);
     if (!st) {
-      if (st.error().code == bus::ErrorCode::kRejected) break;  // the engine already ended the run
+      if (st.error().code == bus::ErrorCode::kRejected) return false;  // the engine already ended the run
       endBody["reason"] = "runnerFailed";
       endBody["error"] = {{"errorType", "Bus"}, {"message", st.error().message}};
-      break;
+      return false;
     }
+    return true;
+  });
+  if (!read && endBody["reason"] == "complete") {
+    endBody["reason"] = "protocolError";  // a streamed file changed after it was validated
+    endBody["error"] = {{"errorType", "InvalidProtocol"}, {"message", read.error().message}, {"details", json::object()}};
   }
   endBody["sent"] = client.sent();
   auto summary = client.finish(endBody, options.timeout);

@@ -203,7 +203,9 @@ void addRunCommand(CLI::App& app, Globals& g, int& exitCode) {
       }
       python = std::move(*p);
     } else {
-      protocol = runner::loadProtocol(o->protocol);
+      // In process the engine sees the runner's files: the protocol is streamed (never whole
+      // in memory; docs/performance.md, "Scale"). An engine elsewhere gets the text.
+      protocol = o->connect.empty() ? runner::openProtocol(o->protocol) : runner::loadProtocol(o->protocol);
       if (!protocol) {
         exitCode = error(kBadInput, protocol.error().message);
         return;

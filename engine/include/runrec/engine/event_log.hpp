@@ -97,6 +97,12 @@ class EventLog {
   // Registers a run and stores its protocol text (deduplicated by SHA-256).
   Status createRun(const RunRow& run, const std::string& protocolFileName,
                    const std::string& protocolText);
+  // The same, reading the protocol text from `protocolFile` (a streamed protocol: the runner
+  // does not hold it). Its SHA-256 must be run.protocolSha256. Files up to 8 MiB are stored
+  // as TEXT like createRun's; larger ones as a BLOB of the same bytes, written in 1 MiB
+  // pieces (SQLite's incremental I/O), so memory stays flat however large the file.
+  Status createRunFromFile(const RunRow& run, const std::string& protocolFileName,
+                           const std::filesystem::path& protocolFile);
   // Appends one event. Its seq must be the run's last seq + 1 (enforced by the schema).
   Status append(const Event& event);
   // The same, with the payload already encoded: `payloadJson` must be event.payload as
@@ -132,6 +138,7 @@ class EventLog {
  private:
   EventLog(std::filesystem::path path, sqlite3* db);
   Status exec(const char* sql);
+  Status insertRunRow(const RunRow& run);
   Status initSchema(const LogOptions& options);
   Status prepare();
   Status forEachEvent(const std::string& runId, const std::function<Status(Event&)>& visit, std::int64_t fromSeq,

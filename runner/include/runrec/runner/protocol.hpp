@@ -2,6 +2,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -44,8 +45,8 @@ using Result = tl::expected<T, Error>;
 struct Protocol {
   std::filesystem::path path;  // empty when parsed from text
   std::string source;          // the path, or the name given to parseProtocol (for messages)
-  std::string text;            // the file as read
-  std::string sha256;          // hex digest of `text`
+  std::string text;            // the file as read (empty when streamed)
+  std::string sha256;          // hex digest of the file's text
   int schemaVersion = 0;
   nlohmann::json metadata = nlohmann::json::object();
   nlohmann::json robot = nlohmann::json::object();
@@ -55,7 +56,11 @@ struct Protocol {
   // "example/plate/1" for "example/foo_8_plate_33ul/1"); the index here is always the URI,
   // which is what normalised loadLabware params name.
   std::map<std::string, nlohmann::json> labwareDefinitions;
-  std::vector<nlohmann::json> commands;
+  std::vector<nlohmann::json> commands;  // empty when streamed: see forEachCommand
+  std::size_t commandCount = 0;
+  // openProtocol: neither the text nor the commands are held; they are read from `path` again
+  // when the protocol is run (memory stays flat however many commands the file has).
+  bool streamed = false;
   // Anomalies that are accepted but worth reporting (e.g. a definition keyed by an alias).
   std::vector<std::string> warnings;
 
@@ -66,6 +71,16 @@ struct Protocol {
 Result<Protocol> loadProtocol(const std::filesystem::path& path);
 // Same, from text; `name` is used in messages in place of a path.
 Result<Protocol> parseProtocol(std::string text, const std::string& name);
+// Validates a file as loadProtocol does (the same checks and messages, before anything is
+// sent) without holding it: the file is read in pieces, one command at a time, and the
+// result is `streamed` (no text, no commands). Run it with forEachCommand.
+Result<Protocol> openProtocol(const std::filesystem::path& path);
+
+// Gives each normalised command to `visit`, in order, until it returns false. A streamed
+// protocol is read and validated again as it goes; if the file's digest differs from the
+// one validated, nothing is given (kInvalidProtocol "changed after it was validated"); a
+// change while it is being read is reported at the end (no invalid command is ever given).
+Result<void> forEachCommand(const Protocol& protocol, const std::function<bool(nlohmann::json&)>& visit);
 
 // The command types this runner accepts (as written in files; `delay` is v6-only and
 // normalised away, `pause` is normalised to `waitForResume`).
