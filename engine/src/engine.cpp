@@ -193,7 +193,14 @@ struct Engine::Impl {
   std::vector<bus::Message> pendingReplies;  // sent after the next commit
   std::vector<std::pair<std::string, std::string>> pendingEvents;  // (topic, body), published after the next commit
   int cleanupSeq = 0;
-  std::vector<Event> uncommitted;  // appended since the last commit: re-appended after a failed write
+  // Appended since the last commit, re-appended after a failed write. `payload` is the
+  // event's JSON text as appended: the event's own payload may have been moved into the
+  // state (apply(state, Event&&)).
+  struct Pending {
+    Event event;
+    std::string payload;
+  };
+  std::vector<Pending> uncommitted;
 
   std::string payloadText;  // record()'s encoding buffer, reused
 
@@ -208,8 +215,10 @@ struct Engine::Impl {
     if (auto st = log->append(e, payloadText); !st) return st;
     // Live events: encoded now, published by flush() once committed.
     if (events) pendingEvents.emplace_back(bus::eventTopic(e.runId, e.type), encodeLiveEvent(e, payloadText));
-    apply(state, e);
-    uncommitted.push_back(std::move(e));
+    uncommitted.push_back({std::move(e), payloadText});
+    // The state takes the payload (a commandStarted's params are moved, not copied); the
+    // text kept above is what a retry appends.
+    apply(state, std::move(uncommitted.back().event));
     return {};
   }
 
@@ -361,32 +370,32 @@ struct Engine::Impl {
   // log closes the run as interrupted (docs/hardening.md).
   Status endAfterLogFailure(const Error& cause) {
     spdlog::error("engine: run {}: the event log failed: {}", state.runId, cause.message);
-    std::vector<Event> keep = std::move(uncommitted);
+    std::vector<Pending> keep = std::move(uncommitted);
     uncommitted.clear();
     pendingEvents.clear();
-    std::optional<Event> notRun;
-    if (!keep.empty() && keep.back().type == event::kRunFinished) keep.pop_back();
-    if (!keep.empty() && keep.back().type == event::kCommandStarted) {
+    std::optional<Pending> notRun;
+    if (!keep.empty() && keep.back().event.type == event::kRunFinished) keep.pop_back();
+    if (!keep.empty() && keep.back().event.type == event::kCommandStarted) {
       notRun = std::move(keep.back());
       keep.pop_back();
     }
     std::string reason = "the event log could not be written (" + cause.message + ")";
-    if (notRun) reason += "; command " + notRun->commandId + " was not executed";
+    if (notRun) reason += "; command " + notRun->event.commandId + " was not executed";
     Status st = fail(cause.code, cause.message);
     for (int attempt = 0; attempt < 30 && !shutdown.load(); ++attempt) {
       if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
       (void)log->rollback();
-      std::vector<Event> appended;
+      std::vector<Pending> appended;
       st = [&]() -> Status {
         if (auto b = log->begin(); !b) return b;
         auto last = log->lastSeq(state.runId);
         if (!last) return tl::unexpected(last.error());
         std::int64_t seq = *last;
-        for (Event e : keep) {
-          if (e.seq <= *last) continue;  // committed after all
-          e.seq = ++seq;
-          if (auto a = log->append(e); !a) return a;
-          appended.push_back(std::move(e));
+        for (Pending p : keep) {
+          if (p.event.seq <= *last) continue;  // committed after all
+          p.event.seq = ++seq;
+          if (auto a = log->append(p.event, p.payload); !a) return a;
+          appended.push_back(std::move(p));
         }
         auto all = log->events(state.runId);
         if (!all) return tl::unexpected(all.error());
@@ -401,17 +410,19 @@ struct Engine::Impl {
         Event e{state.runId, ++seq, event::kRunFinished, nowTimestamp(), "", std::move(fin)};
         if (auto a = log->append(e); !a) return a;
         apply(folded, e);
-        appended.push_back(std::move(e));
+        std::string text = e.payload.dump(-1, ' ', false, json::error_handler_t::replace);
+        appended.push_back({std::move(e), std::move(text)});
         if (auto c = log->commit(); !c) return c;
         state = std::move(folded);
         return {};
       }();
       if (!st) continue;
       spdlog::warn("engine: run {} failed: {}", state.runId, reason);
-      for (const auto& e : appended)
-        if (events) events->publish(bus::eventTopic(e.runId, e.type), bus::encodeEvent(toRunEvent(e)));
-      if (notRun && notRun->payload.value("index", json()).is_number())
-        pendingReplies.push_back({bus::MessageType::kOutcome, state.runId, notRun->payload["index"].get<std::uint64_t>(),
+      for (const auto& p : appended)
+        if (events) events->publish(bus::eventTopic(p.event.runId, p.event.type), encodeLiveEvent(p.event, p.payload));
+      json notRunPayload = notRun ? json::parse(notRun->payload, nullptr, false) : json();
+      if (notRunPayload.is_object() && notRunPayload.value("index", json()).is_number())
+        pendingReplies.push_back({bus::MessageType::kOutcome, state.runId, notRunPayload["index"].get<std::uint64_t>(),
                                   {{"status", "failed"}, {"error", {{"errorType", "Storage"}, {"message", reason}}}}});
       pendingReplies.push_back({bus::MessageType::kFinished, state.runId, 0, summaryJson(state)});
       runOpen = false;
@@ -564,8 +575,15 @@ struct Engine::Impl {
       const json& cmd = m.body;
       std::string type = text(cmd, "commandType");
       bool ok = false;
+      // The params are moved out of the message into the commandStarted payload, then into
+      // the state: decoded once, never copied.
+      json params = json::object();
+      if (cmd.is_object())
+        if (auto it = m.body.find("params"); it != m.body.end()) params = std::move(*it);
+      const bool pauses = type == "waitForResume" || type == "pause";
+      json pauseMessage = pauses ? member(params, "message") : json();
       if (auto st = executeCommand(executor, text(cmd, "commandId", "c" + std::to_string(m.seq)), json(m.seq), type,
-                                   member(cmd, "params", json::object()), member(cmd, "key"), "protocol", &ok);
+                                   std::move(params), member(cmd, "key"), "protocol", &ok);
           !st)
         return st;
       if (!ok) {
@@ -573,9 +591,8 @@ struct Engine::Impl {
         reason = "command failed";
         endDeadline = Clock::now() + options.endTimeout;
         if (auto st = flush(); !st) return st;  // tell the runner at once
-      } else if (type == "waitForResume" || type == "pause") {
-        json paus = {{"requestedBy", "protocol"}, {"source", "waitForResume"},
-                     {"message", member(member(cmd, "params", json::object()), "message")}};
+      } else if (pauses) {
+        json paus = {{"requestedBy", "protocol"}, {"source", "waitForResume"}, {"message", pauseMessage}};
         if (auto st = record(event::kRunPaused, paus); !st) return st;
         if (options.autoResume) {
           if (auto st = record(event::kRunResumed, {{"requestedBy", "auto-resume (engine option)"}, {"source", "engine"}});
@@ -625,20 +642,24 @@ struct Engine::Impl {
 
   // Records and executes one command. `index` is the protocol position (null for cleanup).
   Status executeCommand(Executor& executor, const std::string& commandId, const json& index, const std::string& type,
-                        const json& params, const json& key, const char* intent, bool* ok) {
+                        json params, const json& key, const char* intent, bool* ok) {
     // Objects built member by member: an initializer list copies every element.
     json started = json::object();
     started["commandId"] = commandId;
     started["index"] = index;
     started["commandType"] = type;
-    started["params"] = params;
+    started["params"] = std::move(params);
     started["intent"] = intent;
     if (!key.is_null()) started["key"] = key;
     if (auto st = record(event::kCommandStarted, std::move(started), commandId); !st) return st;
     // The start is durable before the robot acts on the command.
     if (auto st = flush(); !st) return st;
 
-    CommandOutcome out = executor.execute(state, commandId, type, params);
+    // The params as recorded: the fold moved the started payload into the state.
+    static const json kNoParams = json::object();
+    auto recorded = state.currentCommand.is_object() ? state.currentCommand.find("params") : state.currentCommand.end();
+    const json& recordedParams = recorded != state.currentCommand.end() ? *recorded : kNoParams;
+    CommandOutcome out = executor.execute(state, commandId, type, recordedParams);
     *ok = out.ok;
     bool protocolCommand = index.is_number();
     if (out.ok) {
@@ -668,7 +689,7 @@ struct Engine::Impl {
     std::vector<FoldIssue> issues;
     RunState folded;
     if (auto st = log->forEachEvent(state.runId, [&](Event& e) -> Status {
-          apply(folded, e, &issues);
+          apply(folded, std::move(e), &issues);
           return {};
         });
         !st)
@@ -760,8 +781,8 @@ struct Engine::Impl {
       state = RunState();
       json lastEvent;
       if (auto st = log->forEachEvent(runId, [&](Event& e) -> Status {
-            apply(state, e);
             lastEvent = {{"seq", e.seq}, {"type", e.type}, {"ts", e.ts}};
+            apply(state, std::move(e));
             return {};
           });
           !st)

@@ -112,6 +112,9 @@ struct FoldIssue {
 
 // Applies one event. Pure: the result depends only on `state` and `event`.
 void apply(RunState& state, const Event& event, std::vector<FoldIssue>* issues = nullptr);
+// The same, taking the event's payload instead of copying it (the engine's hot path, and
+// folds that read events only to apply them). The result is identical.
+void apply(RunState& state, Event&& event, std::vector<FoldIssue>* issues = nullptr);
 
 // Folds a run's events from scratch.
 RunState fold(const std::vector<Event>& events, std::vector<FoldIssue>* issues = nullptr);
