@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -87,6 +88,8 @@ struct SuiteOptions {
   std::string out;
   int repeat = 3;
   bool quick = false;  // small sizes: checks the plumbing in seconds, figures meaningless
+  // Sections to run (throughput, limits, latency, backpressure, jank, scale); empty: all.
+  std::set<std::string> sections;
 };
 int runSuite(const SuiteOptions& options);
 

@@ -185,7 +185,16 @@ int runSuite(const SuiteOptions& o) {
     return kSystemError;
   };
 
+  auto want = [&](const char* section) { return o.sections.empty() || o.sections.count(section) > 0; };
+  if (!o.sections.empty()) {
+    md << "Sections run (`--sections`):";
+    for (auto& name : o.sections) md << " " << name;
+    md << ".\n\n";
+  }
+  double pipelineEventsPerSecondStub = 0, pipelineCps = 0;
+
   // 1. Throughput, in child processes.
+  if (want("throughput")) {
   log("throughput");
   struct Variant {
     const char* name;
@@ -207,7 +216,6 @@ int runSuite(const SuiteOptions& o) {
     if (!r) return failWith(r.error());
     linesPerCommand = static_cast<double>(r->gapsUs.size() + 1) / std::max(1L, r->commands);
   }
-  double pipelineEventsPerSecondStub = 0, pipelineCps = 0;
   auto addVariant = [&](const std::string& name, const std::function<engine::Result<ChildRun>(int)>& once,
                         bool gcode) -> int {
     std::vector<double> cps, eps, wall, rss, bpc;
@@ -263,8 +271,10 @@ int runSuite(const SuiteOptions& o) {
      << "last event, cleanup included). G-code lines/s = commands/s × " << fmt("%.2f", linesPerCommand)
      << " lines per command (counted once).\n\n"
      << t1.md.str() << "\n";
+  }
 
   // 2. Limits.
+  if (want("limits")) {
   log("limits");
   std::vector<double> ins, zin, zipc;
   std::size_t bytes = seedCommandFrameBytes();
@@ -298,10 +308,11 @@ int runSuite(const SuiteOptions& o) {
      << " |\n"
      << "| raw ZeroMQ PUSH/PULL ipc msgs/s (" << bytes << " B, HWM 16) | " << cell(sZipc, "%.0f") << " | "
      << fmt("%.3f", pipelineCps / sZipc.median) << " |\n\n";
+  }
 
   // 3. Latency.
+  if (want("latency")) {
   log("latency");
-  {
     std::vector<double> p[2][4];
     std::vector<double> pooled[2];
     for (int i = 0; i < R; ++i) {
@@ -344,8 +355,8 @@ int runSuite(const SuiteOptions& o) {
   }
 
   // 4. Backpressure.
+  if (want("backpressure")) {
   log("backpressure");
-  {
     const double scale = o.quick ? 0.001 : 0.01;
     const int bpTouches = o.quick ? 20 : 300;
     Table t;
@@ -387,8 +398,8 @@ int runSuite(const SuiteOptions& o) {
   }
 
   // 5. Jank.
+  if (want("jank")) {
   log("jank");
-  {
     const double scale = o.quick ? 0.002 : 0.05;
     const int jTouches = o.quick ? 10 : 200;
     Table t;
@@ -437,8 +448,8 @@ int runSuite(const SuiteOptions& o) {
   }
 
   // 6. Scale.
+  if (want("scale")) {
   log("scale");
-  {
     Table t;
     t.header({"commands", "commands/s", "peak RSS MiB"});
     std::vector<int> sizes = o.quick ? std::vector<int>{100, 1000} : std::vector<int>{10000, 100000, 1000000};

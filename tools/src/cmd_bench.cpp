@@ -91,6 +91,7 @@ void addBenchCommand(CLI::App& app, Globals&, int& exitCode) {
     long rows = 100000;
     std::string suite;
     bool quick = false;
+    std::vector<std::string> sections;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("bench", "Benchmark the pipeline with the seed protocol");
@@ -115,11 +116,16 @@ void addBenchCommand(CLI::App& app, Globals&, int& exitCode) {
                   "DIR/report.md, results.json and plots (docs/performance.md)")
       ->type_name("DIR");
   cmd->add_flag("--quick", o->quick, "With --suite: tiny sizes (checks the plumbing; figures meaningless)");
+  cmd->add_option("--sections", o->sections,
+                  "With --suite: only these sections (default: all); the report says which ran")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"throughput", "limits", "latency", "backpressure", "jank", "scale"}));
   cmd->add_option("--rows", o->rows, "Rows (SQLite) and messages (ZeroMQ) for --limits")->capture_default_str();
   cmd->callback([o, &exitCode] {
     namespace fs = std::filesystem;
     if (!o->suite.empty()) {
-      exitCode = bench::runSuite({o->suite, o->repeat, o->quick});
+      exitCode = bench::runSuite(
+          {o->suite, o->repeat, o->quick, std::set<std::string>(o->sections.begin(), o->sections.end())});
       return;
     }
     bool removeDir = o->dir.empty();
