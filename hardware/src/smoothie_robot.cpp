@@ -55,9 +55,14 @@ AxisArray SmoothieRobot::idleCurrents() const {
   AxisArray c{};
   c[kAxisA] = c[kAxisZ] = kMountIdle;
   c[kAxisX] = c[kAxisY] = kGantryIdle;
-  c[kAxisB] = plungerIdle(left_.spec);
-  c[kAxisC] = plungerIdle(right_.spec);
+  c[kAxisB] = plungerIdle(attachedSpec(Mount::kLeft));
+  c[kAxisC] = plungerIdle(attachedSpec(Mount::kRight));
   return c;
+}
+
+const PipetteSpec* SmoothieRobot::attachedSpec(Mount mount) const {
+  if (const PipetteSpec* loaded = state(mount).spec) return loaded;
+  return boardSpec_[mount == Mount::kLeft ? 0 : 1];
 }
 
 AxisArray SmoothieRobot::with(int axis, double current) const {
@@ -176,6 +181,7 @@ Status SmoothieRobot::configureMounts() {
   }
   for (Mount mount : {Mount::kLeft, Mount::kRight}) {
     auto spec = findPipette(boardModel_[mount == Mount::kLeft ? 0 : 1]);
+    boardSpec_[mount == Mount::kLeft ? 0 : 1] = spec ? *spec : nullptr;
     if (!spec) continue;
     SmoothieConfig c = smoothieConfig(**spec);
     char plunger = axisLetter(plungerAxis(mount)), mountLetter = axisLetter(mountAxis(mount));
@@ -258,11 +264,10 @@ Status SmoothieRobot::fastHome(int axis, double margin, double current) {
 
 Status SmoothieRobot::retract(Mount mount, double margin) { return fastHome(mountAxis(mount), margin, kMountActive); }
 
-Status SmoothieRobot::homePlunger(Mount mount) {
-  const MountState& m = state(mount);
+Status SmoothieRobot::homePlunger(Mount mount, const PipetteSpec* spec) {
   int axis = plungerAxis(mount);
   char b = axisLetter(axis);
-  if (m.spec && hasQuirk(*m.spec, "needsUnstick")) {
+  if (spec && hasQuirk(*spec, "needsUnstick")) {
     // Opentrons' unstick: full-step, high current, 1 mm down at 1 mm/s, then back.
     std::string s = std::string("M53 M92 ") + b + "100.0 G4 P0.01 M907 " + b + "1.75 G4 P0.005 G0 F60.0 G91";
     if (auto r = driver_->command(s); !r) return tl::unexpected(r.error());
@@ -270,17 +275,19 @@ Status SmoothieRobot::homePlunger(Mount mount) {
     s = std::string("G90 M52 M92 ") + b + "3200.0 G4 P0.01 G0 F24000.0";
     if (auto r = driver_->command(s); !r) return tl::unexpected(r.error());
   }
-  double current = m.spec ? m.spec->plungerCurrent : 0.5;
+  double current = spec ? spec->plungerCurrent : 0.5;
   if (auto st = homeAxis(axis, current); !st) return st;
-  if (m.spec)
-    if (auto st = plungerMove(mount, m.spec->plungerBottom, current, std::nullopt); !st) return st;
+  if (spec)
+    if (auto st = plungerMove(mount, spec->plungerBottom, current, std::nullopt); !st) return st;
   return {};
 }
 
 Status SmoothieRobot::home() {
   // Opentrons' OT-2 sequence: Z and A; Y backed off the switch at low current and speed;
-  // X at 80 mm/s; Y, then Y again slowly from 3 mm; then each plunger (unstick if the
-  // model needs it), which ends at its bottom ready to aspirate.
+  // X at 80 mm/s; Y, then Y again slowly from 3 mm; then the plunger of each attached
+  // pipette, loaded or not (unstick if the model needs it), which ends at its bottom ready
+  // to aspirate. Opentrons' hardware home() knows every attached instrument: a protocol that
+  // homes before loading its pipettes (basic_smoothie) still homes both plungers.
   AxisArray idle = idleCurrents();
   auto cmd = [&](const std::string& codes, double seconds = 0) -> Status {
     if (auto r = driver_->command(codes, seconds); !r) return tl::unexpected(r.error());
@@ -318,9 +325,10 @@ Status SmoothieRobot::home() {
   homed_ = true;  // the gantry is; plunger trouble below still leaves it so
   lastMoved_.reset();
   for (Mount mount : {Mount::kLeft, Mount::kRight}) {
+    const PipetteSpec* spec = attachedSpec(mount);
+    if (!spec) continue;
+    if (auto st = homePlunger(mount, spec); !st) return st;
     MountState& m = state(mount);
-    if (!m.spec) continue;
-    if (auto st = homePlunger(mount); !st) return st;
     m.volume = 0;
     m.plungerReady = true;
   }
@@ -348,15 +356,14 @@ Status SmoothieRobot::moveTo(Mount mount, const Point& target, std::optional<dou
   t[kAxisX] = x;
   t[kAxisY] = y;
   t[mountAxis(mount)] = z;
-  // Moving axes at their running current, the rest dwelling.
+  // Moving axes at their running current, the rest dwelling: a move along X alone keeps Y
+  // at its idle current (basic_smoothie trace: `M907 ... X1.25 Y0.3` before `G0 X146.88`).
   const AxisArray& pos = driver_->position();
   AxisArray currents = idleCurrents();
   auto moves = [&](int axis) { return std::fabs(std::round(*t[axis] * 1000) / 1000 - pos[axis]) >= 1e-4; };
   if (moves(kAxisX)) currents[kAxisX] = kGantryActive;
   if (moves(kAxisY)) currents[kAxisY] = kGantryActive;
   if (moves(mountAxis(mount))) currents[mountAxis(mount)] = kMountActive;
-  if (currents[kAxisX] != currents[kAxisY] && (moves(kAxisX) || moves(kAxisY)))
-    currents[kAxisX] = currents[kAxisY] = kGantryActive;  // the gantry moves as one
   if (auto r = driver_->move(t, currents, speed); !r) return tl::unexpected(r.error());
   return {};
 }

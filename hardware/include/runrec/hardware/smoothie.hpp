@@ -154,7 +154,9 @@ class SmoothieRobot final : public Robot {
   Status plungerMove(Mount mount, double target, double current, std::optional<double> speed);
   Status homeAxis(int axis, double current);
   Status fastHome(int axis, double margin, double current);
-  Status homePlunger(Mount mount);
+  Status homePlunger(Mount mount, const PipetteSpec* spec);
+  // The pipette on a mount: the loaded one, else the one the board reported at connect().
+  const PipetteSpec* attachedSpec(Mount mount) const;
   Status retract(Mount mount, double margin);
   ::runrec::hardware::MountState stateOf(Mount mount) const;
 
@@ -165,6 +167,7 @@ class SmoothieRobot final : public Robot {
   int pendingScans_ = 0;
   std::optional<Mount> lastMoved_;
   std::string boardModel_[2];  // [left, right] as read by connect(); "" = none or unknown
+  const PipetteSpec* boardSpec_[2] = {nullptr, nullptr};  // boardModel_'s specs, if known
 };
 
 // `--robot sim`: a SmoothieRobot on an in-process VirtualSmoothie (instant motion, no
