@@ -347,12 +347,11 @@ class Run {
     if (lw.usedTips.count(well))
       failWith("InvalidAction", "the tip at " + well + " of \"" + lw.id + "\" has already been used",
                {{"labwareId", lw.id}, {"wellName", well}});
-    // The pipette's own overlap for this rack first, then the rack's, then the default.
-    auto own = std::find_if(pip.spec->tipOverlaps.begin(), pip.spec->tipOverlaps.end(),
-                            [&](const auto& e) { return e.first == def.uri(); });
-    double overlap = own != pip.spec->tipOverlaps.end() ? own->second
-                     : def.tipOverlap                     ? *def.tipOverlap
-                                                          : pip.spec->defaultTipOverlap;
+    // The pipette's overlap for this rack, else the pipette's default, as Opentrons does at
+    // every API level (legacy core and protocol engine alike): a rack's own
+    // `parameters.tipOverlap` is never used (the basic_smoothie trace: a p20 with a 300 µL
+    // tip is 59.3 - 8.25, not 59.3 - 7.47).
+    double overlap = pip.spec->tipOverlapFor(def.uri());
     double length = def.tipLength - overlap;
     Point target = wellTarget(lw, well, wellLocation(p, hardware::WellOrigin::kTop));
     moveAlongArc(pip, target, lw.id, well);
