@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <map>
 
 #include "runrec/hardware/geometry.hpp"
@@ -448,6 +450,9 @@ class Run {
     return {{"position", pointJson(target)}};
   }
 
+  // `apiLevel` (optional, "2.N"): the Python Protocol API level whose path to follow. Below
+  // 2.14 that is Opentrons' legacy path (docs/event-log.md, "touchTip paths"); absent, or
+  // 2.14 and later, the protocol engine's.
   json touchTip(const json& p) {
     const PipetteState& pip = pipetteWithTip(p, "touch tip");
     const LabwareState& lw = labwareOf(s_, p);
@@ -455,12 +460,65 @@ class Run {
     double radius = optionalNumber(p, "radius").value_or(1.0);
     if (radius <= 0 || radius > 1) failWith("InvalidParams", "params.radius: expected 0 < radius <= 1, got " + fmt(radius));
     double speed = std::clamp(optionalNumber(p, "speed").value_or(60.0), 1.0, 80.0);
+    int level = apiMinorOf(p);
     Point center = wellTarget(lw, well, wellLocation(p, hardware::WellOrigin::kTop));
     auto points = hardware::touchTipPoints(lw.placed, well, radius, center.z);
     if (!points) failWith("InvalidAction", "cannot touch tip: " + points.error().message, {{"labwareId", lw.id}});
-    moveAlongArc(pip, center, lw.id, well);
+    Point approach = center;
+    if (level < 14) {
+      // Opentrons' legacy build_edges: right, left, centre, back, front and no return to the
+      // centre; before 2.4 no centre either, and the approach is the well's top itself.
+      points->pop_back();
+      if (level < 4) {
+        points->erase(points->begin() + 2);
+        approach = wellTarget(lw, well, {hardware::WellOrigin::kTop, {}});
+      } else {
+        legacyEdgePath(pip, lw, well, *points);
+      }
+    }
+    moveAlongArc(pip, approach, lw.id, well);
     for (const Point& pt : *points) check(robot_.moveTo(pip.mount, pt, speed));
-    return {{"position", pointJson(points->empty() ? center : points->back())}};
+    return {{"position", pointJson(points->empty() ? approach : points->back())}};
+  }
+
+  // params.apiLevel's minor version for touchTip (major must be 2); 14 when absent.
+  static int apiMinorOf(const json& p) {
+    const json& v = field(p, "apiLevel");
+    if (v.is_null()) return 14;
+    int major = 0, minor = 0;
+    char tail = 0;
+    if (!v.is_string() || std::sscanf(v.get<std::string>().c_str(), "%d.%d%c", &major, &minor, &tail) != 2 ||
+        major != 2 || minor < 0)
+      failWith("InvalidParams", "params.apiLevel: expected a Protocol API level \"2.N\", got " + typeName(v));
+    return minor;
+  }
+
+  // Opentrons' legacy determine_edge_path (API 2.4-2.13): a left pipette in the labware's
+  // last column leaves out the right edge when the labware is in slot 3, 6 or 9 or a module
+  // sits right of it; a right pipette in the first column leaves out the left edge when a
+  // module sits left of it. `points` is right, left, centre, back, front.
+  void legacyEdgePath(const PipetteState& pip, const LabwareState& lw, const std::string& well,
+                      std::vector<Point>& points) const {
+    const auto& ordering = lw.placed.definition->ordering;
+    if (ordering.empty()) return;
+    auto inColumn = [&](const std::vector<std::string>& col) { return std::find(col.begin(), col.end(), well) != col.end(); };
+    bool leftMount = pip.mount == hardware::Mount::kLeft;
+    bool leftCriteria = leftMount && inColumn(ordering.back());
+    bool rightCriteria = !leftMount && inColumn(ordering.front());
+    int slot = std::atoi(lw.slotName.c_str());
+    auto moduleIn = [&](int other) {
+      for (const auto& [id, m] : s_.modules)
+        if (std::atoi(m.slotName.c_str()) == other) return true;
+      return false;
+    };
+    // The neighbour on the side the mount's other body is: right of the labware for the left
+    // mount, left of it for the right mount (none past the deck's edge).
+    bool nextToModule = slot >= 1 && slot <= 12 &&
+                        (leftMount ? slot % 3 != 0 && moduleIn(slot + 1) : slot % 3 != 1 && moduleIn(slot - 1));
+    if (leftCriteria && (slot == 3 || slot == 6 || slot == 9 || nextToModule))
+      points.erase(points.begin());  // no right edge
+    else if (rightCriteria && nextToModule)
+      points.erase(points.begin() + 1);  // no left edge
   }
 
   json moveToWell(const json& p) {

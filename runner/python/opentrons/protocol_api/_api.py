@@ -40,6 +40,9 @@ class APIVersion(NamedTuple):
 
 
 MAX_SUPPORTED_VERSION = APIVersion(2, _runrec.MAX_API_MINOR)
+# From this level on Opentrons runs touch tip through its protocol engine (6 points, ending
+# at the centre); below it, through the legacy core.
+_ENGINE_TOUCH_TIP = APIVersion(2, 14)
 MIN_SUPPORTED_VERSION = APIVersion(2, 0)
 
 
@@ -918,10 +921,17 @@ class InstrumentContext(_Unimplemented):
             well = location.labware.object
         else:
             raise TypeError(f"touch_tip: expected a Well, got {location!r}")
+        if "touchTipDisabled" in well.parent.quirks:
+            return self  # as Opentrons does: ignored, nothing moves
         speed = min(max(float(speed), 1.0), 80.0)
         wl = {"origin": "top", "offset": {"x": 0, "y": 0, "z": v_offset}}
-        _send("touchTip", {"pipetteId": self._id, "labwareId": well._parent._id, "wellName": well._name,
-                           "wellLocation": wl, "radius": radius, "speed": speed})
+        params = {"pipetteId": self._id, "labwareId": well._parent._id, "wellName": well._name,
+                  "wellLocation": wl, "radius": radius, "speed": speed}
+        if self._ctx.api_version < _ENGINE_TOUCH_TIP:
+            # Opentrons' legacy points (no return to the centre; none at all before 2.4):
+            # the engine follows the level it is given (docs/event-log.md, touchTip paths).
+            params["apiLevel"] = str(self._ctx.api_version)
+        _send("touchTip", params)
         self._last_well, self._last_wl = well, wl
         return self
 
