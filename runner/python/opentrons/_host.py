@@ -5,6 +5,7 @@ import builtins
 import linecache
 import re
 import sys
+import time
 import traceback
 
 import _runrec
@@ -79,15 +80,39 @@ def _jsonable(value):
     return repr(value)
 
 
+_SLEEP_SLICE = 0.05  # s
+
+
+def _sleep_in_slices(real_sleep):
+    """time.sleep for the protocol: the same wait, in slices of at most 50 ms. A stop raises
+    RunStopped in the protocol's thread between two bytecodes; one long C-level sleep would
+    hold it back until it returned, a slice only until the slice ends."""
+    def sleep(seconds):
+        seconds = float(seconds)
+        if seconds < 0:
+            raise ValueError("sleep length must be non-negative")
+        end = time.monotonic() + seconds
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            real_sleep(min(left, _SLEEP_SLICE))
+    sleep.__doc__ = real_sleep.__doc__
+    return sleep
+
+
 def execute(text, filename, major, minor, _unused=None):
     """Runs the protocol: executes the file, then run(protocol). Output of print() goes to
-    stderr (stdout belongs to runrec: --json summaries, G-code)."""
+    stderr (stdout belongs to runrec: --json summaries, G-code). While it runs, time.sleep
+    waits in slices, so that a stop interrupts it."""
     from .protocol_api._api import ProtocolContext, APIVersion, _reset_ids
     linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
     code = compile(text, filename, "exec")
     globs = {"__name__": "__protocol__", "__file__": filename, "__builtins__": builtins}
     saved = sys.stdout
     sys.stdout = sys.stderr
+    real_sleep = time.sleep
+    time.sleep = _sleep_in_slices(real_sleep)
     try:
         exec(code, globs)
         run = globs.get("run")
@@ -97,6 +122,7 @@ def execute(text, filename, major, minor, _unused=None):
         ctx = ProtocolContext(APIVersion(major, minor))
         run(ctx)
     finally:
+        time.sleep = real_sleep
         sys.stdout.flush()
         sys.stdout = saved
 
