@@ -21,7 +21,7 @@ namespace {
 
 // The figure reached (docs/python-protocols.md says what still differs and why). Raise it
 // when parity improves; the test fails if it drops below.
-constexpr double kParityFloor = 0.874;  // 87.41%: 184 of 223 expected lines, 198 sent (gcode --post-run stay: the trace has no post-run step)
+constexpr double kParityFloor = 1.0;  // 100%: 223 of 223 expected lines, 223 sent (gcode --post-run stay: the trace has no post-run step)
 
 }  // namespace
 
@@ -45,5 +45,6 @@ TEST_CASE("PythonGcodeParityWithOpentronsOnTheBasicSmoothieTraceAtApi213") {
   std::snprintf(figure, sizeof figure, "Python G-code parity %.2f%%: %zu of %zu expected lines matched in order, %zu sent",
                 parity * 100, matched, expected.size(), ours.size());
   MESSAGE(figure);
-  CHECK(parity >= kParityFloor);
+  CHECK(parity >= kParityFloor - 1e-9);
+  CHECK(matched == expected.size());
 }
