@@ -1246,6 +1246,10 @@ class HashingFileBuf : public std::streambuf {
   }
   // 0, or the errno of a failed open or read.
   int error() const { return openErrno_ ? openErrno_ : readErrno_; }
+  // Reads (and hashes) the rest of the file without parsing it.
+  void readToEnd() {
+    while (underflow() != traits_type::eof()) setg(egptr(), egptr(), egptr());
+  }
   // The digest of everything read so far (call once, after the whole file was read).
   std::string hexDigest() {
     unsigned char digest[EVP_MAX_MD_SIZE];
@@ -1368,6 +1372,15 @@ Result<json> parsePass(const Source& src, const Callback& callback, std::string*
   }
 }
 
+// The SHA-256 of a file, read in 1 MiB pieces.
+Result<std::string> fileSha256(const std::filesystem::path& path) {
+  HashingFileBuf buf(path);
+  if (buf.error()) return tl::make_unexpected(ioError(path, buf.error()));
+  buf.readToEnd();
+  if (buf.error()) return tl::make_unexpected(ioError(path, buf.error()));
+  return buf.hexDigest();
+}
+
 // Validates the whole source in two passes over it and emits each normalised command, in
 // order, as soon as it is known to be valid (so nothing is emitted for a protocol whose
 // top level is invalid; commands after an invalid one are never emitted):
@@ -1381,7 +1394,9 @@ Result<json> parsePass(const Source& src, const Callback& callback, std::string*
 // digest must be this (the file validated before), else nothing is emitted.
 Result<void> validatePasses(const Source& src, Protocol& out, const std::function<bool(json&&)>& emit,
                             std::string* sha256, std::string* sha256After, bool* stopped = nullptr,
-                            const std::string* expectSha256 = nullptr) {
+                            const std::string* expectSha256 = nullptr,
+                            std::shared_ptr<const json> knownTop = nullptr,
+                            std::shared_ptr<const json>* topOut = nullptr) {
   using Event = json::parse_event_t;
   // Pass 1: everything but the command elements.
   int commandsMembers = 0;
@@ -1398,11 +1413,24 @@ Result<void> validatePasses(const Source& src, Protocol& out, const std::functio
     }
     return true;
   };
-  auto doc = parsePass(src, skipCommands, sha256);
-  if (!doc) return tl::make_unexpected(doc.error());
-  if (commandsMembers > 1) return tl::make_unexpected(invalid(src.name, "commands: appears more than once"));
+  std::shared_ptr<const json> doc = knownTop;
+  if (doc) {
+    // The top level was parsed when the file was validated: only its digest is checked now
+    // (hashing is far cheaper than lexing every command a second time).
+    if (auto digest = fileSha256(src.path); !digest) {
+      return tl::make_unexpected(digest.error());
+    } else if (sha256) {
+      *sha256 = *digest;
+    }
+  } else {
+    auto parsed = parsePass(src, skipCommands, sha256);
+    if (!parsed) return tl::make_unexpected(parsed.error());
+    if (commandsMembers > 1) return tl::make_unexpected(invalid(src.name, "commands: appears more than once"));
+    doc = std::make_shared<const json>(std::move(*parsed));
+  }
   if (expectSha256 && sha256 && *sha256 != *expectSha256)
     return tl::make_unexpected(invalid(src.name, "the file changed after it was validated; nothing was run"));
+  if (topOut) *topOut = doc;
 
   bool emitStopped = false;
   Validator validator(*doc, out, [&](json&& command) {
@@ -1412,7 +1440,7 @@ Result<void> validatePasses(const Source& src, Protocol& out, const std::functio
     }
   });
   if (auto problem = validator.top()) return tl::make_unexpected(invalid(src.name, *problem));
-  if (!doc->is_object() || !(*doc)["commands"].is_array()) return {};  // unreachable: top() checked
+  if (!doc->is_object() || !doc->contains("commands") || !doc->at("commands").is_array()) return {};  // top() checked
 
   // Pass 2: one command at a time. Other top-level members are skipped unbuilt.
   std::size_t index = 0;
@@ -1512,7 +1540,7 @@ Result<Protocol> openProtocol(const std::filesystem::path& path) {
           ++count;
           return true;
         },
-        &sha, &shaAfter);
+        &sha, &shaAfter, nullptr, nullptr, nullptr, &protocol.document);
     if (!st) return tl::make_unexpected(st.error());
     if (sha != shaAfter) return tl::make_unexpected(invalid(src.name, "the file changed while it was being read"));
     protocol.commandCount = count;
@@ -1536,7 +1564,7 @@ Result<void> forEachCommand(const Protocol& protocol, const std::function<bool(n
   Source src{protocol.source, nullptr, protocol.path};
   try {
     // Validated again as it is read: a file changed since openProtocol is caught by its
-    // digest (pass 1 reads all of it) before any command is given to `visit`; a change
+    // digest (hashed whole first) before any command is given to `visit`; a change
     // during the run can only make a later command fail validation (it is then not given)
     // or differ from what was validated, which the second digest reports at the end.
     Protocol again;
@@ -1544,7 +1572,8 @@ Result<void> forEachCommand(const Protocol& protocol, const std::function<bool(n
     std::string sha, shaAfter;
     bool stopped = false;
     auto st = validatePasses(
-        src, again, [&](json&& command) { return visit(command); }, &sha, &shaAfter, &stopped, &protocol.sha256);
+        src, again, [&](json&& command) { return visit(command); }, &sha, &shaAfter, &stopped, &protocol.sha256,
+        protocol.document);
     if (!st) return tl::make_unexpected(st.error());
     if (!stopped && shaAfter != protocol.sha256)
       return tl::make_unexpected(invalid(src.name, "the file changed while it was being run"));

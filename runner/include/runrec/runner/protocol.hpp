@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <tl/expected.hpp>
@@ -61,6 +62,9 @@ struct Protocol {
   // openProtocol: neither the text nor the commands are held; they are read from `path` again
   // when the protocol is run (memory stays flat however many commands the file has).
   bool streamed = false;
+  // Streamed: the file's top level less its commands, as validated (forEachCommand checks
+  // each command against it without parsing the rest of the file again).
+  std::shared_ptr<const nlohmann::json> document;
   // Anomalies that are accepted but worth reporting (e.g. a definition keyed by an alias).
   std::vector<std::string> warnings;
 
