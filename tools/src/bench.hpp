@@ -2,6 +2,8 @@
 // the raw limits (SQLite inserts, ZeroMQ PUSH/PULL) and the in-process measurements.
 #pragma once
 
+#include <sys/types.h>
+
 #include <array>
 #include <chrono>
 #include <cstdint>
@@ -81,6 +83,12 @@ struct PipelineResult {
   std::vector<std::array<double, 3>> samples;  // seconds, commands in flight, RSS MiB
 };
 engine::Result<PipelineResult> runPipeline(const PipelineOptions& options);
+
+// Waits for child `pid` (as waitpid) and returns its peak RSS in MiB: VmHWM from
+// /proc/<pid>/status, read every 5 ms while it runs. (wait4's ru_maxrss is not used: a child
+// started with posix_spawn shares this process's memory until it execs, so it reports this
+// process's peak when that is larger.)
+double waitForPeakRssMiB(pid_t pid, int* status);
 
 // The whole suite; writes out/report.md, out/results.json, data files and SVG plots
 // (with gnuplot, when installed). Returns an exit code.

@@ -48,8 +48,7 @@ engine::Result<Sample> runOnce(const std::string& exe, const std::string& protoc
   posix_spawn_file_actions_destroy(&fa);
   if (rc != 0) return engine::fail(engine::ErrorCode::kIo, "cannot start " + exe + ": " + std::strerror(rc));
   int status = 0;
-  struct rusage ru {};
-  wait4(pid, &status, 0, &ru);
+  double peakRss = bench::waitForPeakRssMiB(pid, &status);
   double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
     return engine::fail(engine::ErrorCode::kIo, "benchmark run failed (exit " + std::to_string(WEXITSTATUS(status)) +
@@ -65,7 +64,7 @@ engine::Result<Sample> runOnce(const std::string& exe, const std::string& protoc
   x.wall = wall;
   x.commandsPerSecond = x.commands / runSeconds;
   x.eventsPerSecond = x.events / runSeconds;
-  x.peakRssMiB = ru.ru_maxrss / 1024.0;
+  x.peakRssMiB = peakRss;
   std::error_code ec;
   auto bytes = std::filesystem::file_size(db, ec);
   auto walBytes = std::filesystem::file_size(db + "-wal", ec);
