@@ -10,6 +10,17 @@
 
 namespace runrec::test {
 
+// Sanitizer builds run at -O0 with instrumentation, several times slower than the plain
+// build. Stress loops that repeat the same check many times run `rounds(full, sanitized)`
+// times: the full count in the plain build, fewer under the sanitizers (whose fuzz targets
+// cover the same inputs).
+#ifdef RUNREC_SANITIZED
+inline constexpr bool kSanitized = true;
+#else
+inline constexpr bool kSanitized = false;
+#endif
+constexpr int rounds(int full, int sanitized) { return kSanitized ? sanitized : full; }
+
 // ../shared/opentrons beside the source tree, or nullopt. When it is missing the caller
 // should skip (MESSAGE) — but under CI=true that is a failure (requireShared()).
 std::optional<std::filesystem::path> sharedOpentrons();

@@ -8,6 +8,7 @@
 #include <thread>
 #include <zmq.hpp>
 
+#include "support.hpp"
 #include "test_engine.hpp"
 
 using namespace runrec::bus;
@@ -168,7 +169,7 @@ TEST_CASE("BackpressureStopsTheRunnerAtExactlyTheWindow") {
 TEST_CASE("NoCommandIsLostAcrossManyRunsWithFreshClients") {
   // The same server serves run after run; each run uses new client sockets that are closed
   // right after finish(). Every command index must arrive exactly once, in order.
-  constexpr int kRuns = 50;
+  const int kRuns = runrec::test::rounds(50, 10);
   constexpr int kCommands = 200;
   for (auto t : kAllTransports) {
     for (int n : {1, 16}) {

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "runrec/bus/message.hpp"
+#include "support.hpp"
 #include "test_engine.hpp"
 
 using namespace runrec::bus;
@@ -148,8 +149,9 @@ TEST_CASE("MalformedFramesNameTheField") {
   }
 }
 
-TEST_CASE("EncodeAndDecodeAreFast") {
-  // A typical command: the hot path of a run. Target: well above 100k messages/s each way.
+TEST_CASE("EncodeAndDecodeRoundTripManyFrames") {
+  // A typical command: the hot path of a run. Prints the rate; the speed target (well above
+  // 100k messages/s each way) is a benchmark's business (docs/performance.md), not a unit test's.
   Message m{MessageType::kCommand, "3f2c9a1e-run", 1,
             {{"commandType", "aspirate"},
              {"params",
@@ -160,7 +162,7 @@ TEST_CASE("EncodeAndDecodeAreFast") {
                {"flowRate", 92.86},
                {"wellLocation", {{"origin", "bottom"}, {"offset", {{"x", 0}, {"y", 0}, {"z", 1}}}}}}},
              {"key", "cmd-1"}}};
-  constexpr int kCount = 50'000;
+  const int kCount = runrec::test::rounds(50'000, 5'000);
   // Thread CPU time: a loaded build machine slows the wall clock, not the work per message.
   auto cpuNow = [] {
     timespec ts{};
@@ -181,16 +183,12 @@ TEST_CASE("EncodeAndDecodeAreFast") {
     if (d) sum += d->seq;
   }
   auto t2 = cpuNow();
-  CHECK(sum == std::uint64_t{kCount} * (kCount + 1) / 2);
+  CHECK(sum == static_cast<std::uint64_t>(kCount) * (kCount + 1) / 2);
   double encodeRate = kCount / (t1 - t0).count();
   double decodeRate = kCount / (t2 - t1).count();
   MESSAGE("encode " << static_cast<long>(encodeRate) << " msg/s, decode "
                     << static_cast<long>(decodeRate) << " msg/s of CPU time (" << frames[0].size()
                     << " bytes)");
-#ifndef RUNREC_SANITIZED  // instrumented builds are several times slower: no speed floor
-  CHECK(encodeRate > 100'000);
-  CHECK(decodeRate > 100'000);
-#endif
 }
 
 TEST_CASE("OpenMayNameItsReplyToAndNothingElseMay") {

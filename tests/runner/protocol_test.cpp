@@ -631,6 +631,10 @@ void replaceEachValue(const json& doc, const std::string& name, json& node,
   if (node.is_object() && node.size() > 40) return;  // skip whole wells maps: they are large
   json saved = node;
   for (const json& wrong : kWrong) {
+    // Under the sanitizers every fourth replacement (test::rounds): the same paths, a quarter
+    // of the minutes.
+    static std::size_t visited = 0;
+    if (visited++ % static_cast<std::size_t>(test::rounds(1, 4)) != 0) continue;
     node = wrong;
     auto result = parseProtocol(doc.dump(), name);
     ++attempts;
@@ -658,6 +662,8 @@ TEST_CASE("AnyWrongValueGivesAnErrorValueNeverAnException") {
       for (auto field = it->begin(); field != it->end(); ++field) {
         json saved = field.value();
         for (const json& wrong : {json(nullptr), json("x"), json(json::array())}) {
+          static std::size_t visited = 0;
+          if (visited++ % static_cast<std::size_t>(test::rounds(1, 4)) != 0) continue;
           field.value() = wrong;
           auto result = parseProtocol(doc->dump(), file);
           ++attempts;
@@ -667,7 +673,7 @@ TEST_CASE("AnyWrongValueGivesAnErrorValueNeverAnException") {
       }
     }
     CHECK((*doc)["labwareDefinitions"] == defs);
-    CHECK(attempts > 500);
+    CHECK(attempts > static_cast<std::size_t>(500 / test::rounds(1, 4)));
   }
 }
 
