@@ -181,7 +181,15 @@ TEST_CASE("pause holds the runner at the window; resume finishes; both are recor
 TEST_CASE("stop ends the run stopped: queued commands are discarded (at most N) and cleanup drops the tip") {
   auto dir = test::tempDir("stop");
   LiveRun run(runner::makeSeedProtocol(20000), dir / "runs.db", 8);
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  // Stop once the tip is on (the pick-up is among the first five commands), however fast
+  // the build is.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  for (;;) {
+    json s = run.ask("status");
+    if (s["run"].is_object() && s["run"]["counts"]["started"].get<long>() > 10) break;
+    REQUIRE(std::chrono::steady_clock::now() < deadline);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
   CHECK(run.ask("stop")["ok"] == true);
   json d = run.finish();
   CHECK(d["status"] == "stopped");
