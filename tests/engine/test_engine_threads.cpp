@@ -190,7 +190,8 @@ TEST_CASE("stop from two threads at once (control and requestStop) ends the run 
   ThreadedEngine e("stop");
   runner::Result<runner::RunResult> result = tl::unexpected(runner::Error{runner::ErrorCode::kBus, "not run"});
   std::atomic<bool> opened{false};
-  std::thread runnerThread([&] { result = e.run(runner::makeSeedProtocol(20000)); });
+  // Long enough that the stops land mid-run in any build; fewer touches under the sanitizers.
+  std::thread runnerThread([&] { result = e.run(runner::makeSeedProtocol(test::rounds(20000, 3000))); });
   // Wait until the run has started commands (counted by the engine), then stop it twice.
   for (int i = 0; i < 2000; ++i) {
     json st = e.ask("status");

@@ -63,7 +63,7 @@ TEST_CASE("OpenProtocolGivesTheSameCommandsAsLoadProtocolWithoutHoldingThem") {
 
 TEST_CASE("OpenProtocolRejectsALateBadCommandWithLoadProtocolsMessage") {
   auto dir = test::tempDir("protocol-stream-bad");
-  json doc = makeSeedProtocol(3000);
+  json doc = makeSeedProtocol(test::rounds(3000, 300));
   json& commands = doc["commands"];
   const std::size_t late = commands.size() - 2;
   SUBCASE("a wrong type") { commands[late]["params"]["wellName"] = 7; }
