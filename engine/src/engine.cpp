@@ -9,10 +9,12 @@
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
+#include <cstring>
 #include <ctime>
 #include <mutex>
 #include <random>
 #include <thread>
+#include <unordered_set>
 
 #include "executor.hpp"
 #include "runrec/bus/control.hpp"
@@ -110,6 +112,14 @@ void appendJsonString(std::string& out, std::string_view s) {
 
 }  // namespace
 
+std::optional<CommitPolicy> parseCommitPolicy(std::string_view text) {
+  if (text == "each") return CommitPolicy::kEach;
+  if (text == "group") return CommitPolicy::kGroup;
+  return std::nullopt;
+}
+
+const char* toString(CommitPolicy policy) { return policy == CommitPolicy::kGroup ? "group" : "each"; }
+
 std::string encodeLiveEvent(const Event& e, std::string_view payloadJson) {
   // nlohmann objects are ordered by key, so this is the order bus::encodeEvent writes.
   std::string out;
@@ -158,6 +168,9 @@ json summaryJson(const RunState& s, const RunRow* row) {
   j["commandsPerSecond"] = (!std::isnan(wall) && wall > 0)
                                ? json(std::round(s.commandsSucceeded + s.commandsFailed) / wall)
                                : json();
+  // Transactions the run was committed in (EngineOptions::commit); null for runs recorded
+  // before it was counted, and for interrupted runs.
+  j["commits"] = s.finish.value("commits", json());
   j["reason"] = s.finish.value("reason", json());
   j["error"] = s.status == RunStatus::kFailed && s.lastError ? *s.lastError : s.finish.value("error", json());
   return j;
@@ -203,6 +216,21 @@ struct Engine::Impl {
   std::vector<Pending> uncommitted;
 
   std::string payloadText;  // record()'s encoding buffer, reused
+  Clock::time_point lastCommit = Clock::now();
+  std::int64_t runCommits = 0;  // transactions committed for the open run
+
+  // Whether a command's start must be committed before the robot acts on it
+  // (EngineOptions::commit). Under kGroup only motion and liquid commands, whose loss in a
+  // crash changes nothing cleanup or recovery needs, may wait for a later commit.
+  bool commitBeforeActing(const std::string& type, const char* intent) const {
+    if (options.commit == CommitPolicy::kEach || std::strcmp(intent, "protocol") != 0) return true;
+    static const std::unordered_set<std::string> kGroupable = {
+        "aspirate",     "dispense",     "blowout", "touchTip", "moveToWell",     "moveToCoordinates",
+        "moveRelative", "savePosition", "comment", "home",     "waitForDuration"};
+    if (!kGroupable.count(type)) return true;
+    return static_cast<int>(uncommitted.size()) >= options.commitMaxEvents ||
+           Clock::now() - lastCommit >= options.commitWindow;
+  }
 
   Status record(const std::string& type, json payload, const std::string& commandId = "") {
     if (auto st = log->begin(); !st) return st;
@@ -224,7 +252,12 @@ struct Engine::Impl {
 
   // Commits what is pending, then sends the replies that waited for it.
   Status flush() {
-    if (auto st = log->commit(); !st) return st;
+    if (!uncommitted.empty()) runCommits++;
+    if (auto st = log->commit(); !st) {
+      if (!uncommitted.empty()) runCommits--;
+      return st;
+    }
+    lastCommit = Clock::now();
     uncommitted.clear();
     // Live events, in order, only after they are committed. Never blocks (PUB drops at HWM).
     for (auto& [topic, body] : pendingEvents) events->publish(topic, body);
@@ -472,12 +505,15 @@ struct Engine::Impl {
                     {"robot", row.robot},
                     {"engine", {{"hwm", options.channel.hwm},
                                 {"sync", toString(options.sync)},
+                                {"commit", toString(options.commit)},
+                                {"commitWindowMs", options.commitWindow.count() / 1000.0},
                                 {"postRun", options.postRun == EngineOptions::PostRun::kHome ? "home" : "stay"},
                                 {"autoResume", options.autoResume}}},
                     {"liquids", member(body, "liquids", json::object())},
                     {"fixedTrash", executor.fixedTrash()}};
     // A replay names the run it replays (docs/recorder.md).
     if (body.is_object() && body.contains("replayOf") && body["replayOf"].is_string()) created["replayOf"] = body["replayOf"];
+    runCommits = 0;
     if (auto st = record(event::kRunCreated, created); !st) return st;
     if (auto st = record(event::kRunStarted, json::object()); !st) return st;
     pendingReplies.push_back({bus::MessageType::kOpened, state.runId, 0, {{"runId", state.runId}}});
@@ -623,7 +659,8 @@ struct Engine::Impl {
     }
 
     RunStatus status = failed ? RunStatus::kFailed : stopped ? RunStatus::kStopped : RunStatus::kSucceeded;
-    json fin = {{"status", toString(status)}, {"reason", reason}, {"counts", countsJson()}};
+    json fin = {{"status", toString(status)}, {"reason", reason}, {"counts", countsJson()},
+                {"commits", runCommits + 1}};  // + the one that commits this event
     if (failed && (runnerError || state.lastError)) fin["error"] = runnerError ? *runnerError : *state.lastError;
     if (auto st = record(event::kRunFinished, fin); !st) return st;
     runOpen = false;
@@ -652,8 +689,10 @@ struct Engine::Impl {
     started["intent"] = intent;
     if (!key.is_null()) started["key"] = key;
     if (auto st = record(event::kCommandStarted, std::move(started), commandId); !st) return st;
-    // The start is durable before the robot acts on the command.
-    if (auto st = flush(); !st) return st;
+    // The start is durable before the robot acts on the command (kGroup: see
+    // commitBeforeActing).
+    if (commitBeforeActing(type, intent))
+      if (auto st = flush(); !st) return st;
 
     // The params as recorded: the fold moved the started payload into the state.
     static const json kNoParams = json::object();

@@ -135,6 +135,10 @@ void addReplay(CLI::App& app, Globals& g, int& exitCode) {
     engine::EngineOptions eo;
     eo.dbPath = g.db;
     eo.sync = plan->engine["sync"] == "full" ? engine::Sync::kFull : engine::Sync::kNormal;
+    // Runs recorded before the commit policy existed committed each command.
+    eo.commit = plan->engine["commit"] == "group" ? engine::CommitPolicy::kGroup : engine::CommitPolicy::kEach;
+    if (auto w = plan->engine.find("commitWindowMs"); w != plan->engine.end() && w->is_number() && *w >= 0)
+      eo.commitWindow = std::chrono::microseconds(static_cast<long long>(w->get<double>() * 1000));
     eo.endpoint = "inproc://runrec-replay-" + std::to_string(::getpid());
     eo.channel.hwm = plan->engine.contains("hwm") && plan->engine["hwm"].is_number_integer() ? plan->engine["hwm"].get<int>() : bus::kDefaultHwm;
     eo.maxRuns = 1;

@@ -107,6 +107,30 @@ std::string readHead(const std::string& path) {
   return text;
 }
 
+// --commit and --commit-window (docs/event-log.md, "Commit policy").
+struct CommitFlags {
+  std::string policy = "each";
+  double windowMs = 5;
+};
+
+void addCommitOptions(CLI::App* cmd, CommitFlags& f) {
+  cmd->add_option("--commit", f.policy,
+                  "When a command's start is committed: each (before the robot acts on every command) or group "
+                  "(tip, pipette, labware, module and pause commands still commit first; motion and liquid "
+                  "commands share a commit for up to --commit-window; a crash may lose those of the last window)")
+      ->check(CLI::IsMember({"each", "group"}))
+      ->capture_default_str();
+  cmd->add_option("--commit-window", f.windowMs,
+                  "With --commit group: the longest time, in ms, executed commands may wait uncommitted")
+      ->check(CLI::Range(0.0, 1000.0))
+      ->capture_default_str();
+}
+
+void applyCommit(const CommitFlags& f, engine::EngineOptions& eo) {
+  eo.commit = *engine::parseCommitPolicy(f.policy);
+  eo.commitWindow = std::chrono::microseconds(static_cast<long long>(f.windowMs * 1000));
+}
+
 }  // namespace
 
 void addRunCommand(CLI::App& app, Globals& g, int& exitCode) {
@@ -117,6 +141,7 @@ void addRunCommand(CLI::App& app, Globals& g, int& exitCode) {
     std::string connect;
     std::string robot = "sim";
     std::string sync = "normal";
+    CommitFlags commit;
     std::vector<std::string> labwareDirs;
     std::string progress = "auto";
     double timeout = 0;
@@ -150,6 +175,7 @@ void addRunCommand(CLI::App& app, Globals& g, int& exitCode) {
                                      "(fsync each commit, survives a power cut)")
       ->check(CLI::IsMember({"normal", "full"}))
       ->capture_default_str();
+  addCommitOptions(cmd, o->commit);
   cmd->add_option("--labware-dir", o->labwareDirs, "Folder of custom labware definitions (loadName/version.json)")
       ->check(CLI::ExistingDirectory);
   cmd->add_option("--progress", o->progress, "Progress on stderr: auto (when stderr is a terminal), always, never")
@@ -225,6 +251,7 @@ void addRunCommand(CLI::App& app, Globals& g, int& exitCode) {
       engine::EngineOptions eo;
       eo.dbPath = g.db;
       eo.sync = *engine::parseSync(o->sync);
+      applyCommit(o->commit, eo);
       eo.endpoint = "inproc://runrec-engine-" + std::to_string(::getpid());
       eo.channel = channel;
       eo.maxRuns = 1;
@@ -260,8 +287,9 @@ void addRunCommand(CLI::App& app, Globals& g, int& exitCode) {
                                   "pass them to `runrec engine`");
       return;
     } else if (!o->labwareDirs.empty() || o->robot != "sim" || o->sync != "normal" || o->postRun != "home" ||
-               o->onPause != "continue") {
-      exitCode = error(kBadInput, "--robot, --sync, --labware-dir, --post-run and --on-pause belong to the engine; "
+               o->onPause != "continue" || o->commit.policy != "each" || o->commit.windowMs != 5) {
+      exitCode = error(kBadInput, "--robot, --sync, --commit, --commit-window, --labware-dir, --post-run and --on-pause "
+                                  "belong to the engine; "
                                   "with --connect, pass them to `runrec engine`");
       return;
     }
@@ -338,6 +366,7 @@ void addEngineCommand(CLI::App& app, Globals& g, int& exitCode) {
     std::string listen;
     std::string robot = "sim";
     std::string sync = "normal";
+    CommitFlags commit;
     int hwm = bus::kDefaultHwm;
     int runs = -1;
     std::vector<std::string> labwareDirs;
@@ -360,6 +389,7 @@ void addEngineCommand(CLI::App& app, Globals& g, int& exitCode) {
   cmd->add_option("--sync", o->sync, "Log durability: normal or full")
       ->check(CLI::IsMember({"normal", "full"}))
       ->capture_default_str();
+  addCommitOptions(cmd, o->commit);
   cmd->add_option("--hwm", o->hwm, "Receive high-water mark (the runner's --hwm sets its credit window)")
       ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
@@ -388,6 +418,7 @@ void addEngineCommand(CLI::App& app, Globals& g, int& exitCode) {
     engine::EngineOptions eo;
     eo.dbPath = g.db;
     eo.sync = *engine::parseSync(o->sync);
+    applyCommit(o->commit, eo);
     eo.endpoint = o->listen;
     eo.channel.hwm = o->hwm;
     eo.maxRuns = o->runs;

@@ -24,9 +24,29 @@
 
 namespace runrec::engine {
 
+// When the engine commits a protocol command's `commandStarted` (docs/event-log.md,
+// "Commit policy").
+enum class CommitPolicy {
+  // Before the robot acts on every command: a crash loses no executed command.
+  kEach,
+  // Before the robot acts on any command that changes what cleanup or recovery needs (tips,
+  // pipettes, labware, modules, pauses) and whenever the last commit is older than
+  // `commitWindow`; otherwise motion and liquid commands share one commit. Also commits
+  // before the engine waits for the bus, on a failure, pause or stop, and before cleanup.
+  // A crash may lose the events of the motion/liquid commands executed in the last window,
+  // never a tip, pipette, labware or module change; recovery is unaffected.
+  kGroup,
+};
+std::optional<CommitPolicy> parseCommitPolicy(std::string_view text);
+const char* toString(CommitPolicy policy);
+
 struct EngineOptions {
   std::filesystem::path dbPath = "runrec.db";
   Sync sync = Sync::kNormal;
+  CommitPolicy commit = CommitPolicy::kEach;
+  std::chrono::microseconds commitWindow{5000};
+  // kGroup: commit at the latest after this many uncommitted events.
+  int commitMaxEvents = 1024;
   std::string endpoint = "inproc://runrec-engine";
   bus::ChannelOptions channel;
   int maxRuns = -1;  // serve this many runs, then stop (-1: until shutdown)
