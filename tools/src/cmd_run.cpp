@@ -109,7 +109,7 @@ std::string readHead(const std::string& path) {
 
 // --commit and --commit-window (docs/event-log.md, "Commit policy").
 struct CommitFlags {
-  std::string policy = "each";
+  std::string policy = "group";
   double windowMs = 5;
 };
 
@@ -287,7 +287,7 @@ void addRunCommand(CLI::App& app, Globals& g, int& exitCode) {
                                   "pass them to `runrec engine`");
       return;
     } else if (!o->labwareDirs.empty() || o->robot != "sim" || o->sync != "normal" || o->postRun != "home" ||
-               o->onPause != "continue" || o->commit.policy != "each" || o->commit.windowMs != 5) {
+               o->onPause != "continue" || o->commit.policy != "group" || o->commit.windowMs != 5) {
       exitCode = error(kBadInput, "--robot, --sync, --commit, --commit-window, --labware-dir, --post-run and --on-pause "
                                   "belong to the engine; "
                                   "with --connect, pass them to `runrec engine`");

@@ -29,7 +29,7 @@ namespace runrec::engine {
 enum class CommitPolicy {
   // Before the robot acts on every command: a crash loses no executed command.
   kEach,
-  // Before the robot acts on any command that changes what cleanup or recovery needs (tips,
+  // The default. Before the robot acts on any command that changes what cleanup or recovery needs (tips,
   // pipettes, labware, modules, pauses) and whenever the last commit is older than
   // `commitWindow`; otherwise motion and liquid commands share one commit. Also commits
   // before the engine waits for the bus, on a failure, pause or stop, and before cleanup.
@@ -43,7 +43,7 @@ const char* toString(CommitPolicy policy);
 struct EngineOptions {
   std::filesystem::path dbPath = "runrec.db";
   Sync sync = Sync::kNormal;
-  CommitPolicy commit = CommitPolicy::kEach;
+  CommitPolicy commit = CommitPolicy::kGroup;
   std::chrono::microseconds commitWindow{5000};
   // kGroup: commit at the latest after this many uncommitted events.
   int commitMaxEvents = 1024;
