@@ -222,6 +222,7 @@ struct CommandClient::Impl {
   std::uint64_t maxInFlight = 0;
   bool endSent = false;    // finish() sent kEnd (a timed-out finish() may be called again)
   nlohmann::json summary;  // the kFinished body
+  std::string frame;       // the last command frame sent (its buffer is reused)
 
   std::uint64_t inFlight() const { return sent - completed; }
 
@@ -386,6 +387,13 @@ struct CommandClient::Impl {
   }
 
   Status send(const nlohmann::json& command, std::optional<milliseconds> timeout) {
+    std::string body;
+    if (!command.is_null()) body = command.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    return sendText(body, timeout);
+  }
+
+  // `body`: the command as JSON text (empty: {}).
+  Status sendText(std::string_view body, std::optional<milliseconds> timeout) {
     if (state == State::kEnded) return rejectEnded();
     if (state != State::kRunning) {
       return tl::unexpected(err(ErrorCode::kClosed, "bus: no open run (call open() first)"));
@@ -407,7 +415,8 @@ struct CommandClient::Impl {
       if (auto s = drain(); !s) return s;
       if (state == State::kEnded) return rejectEnded();
     }
-    std::string frame = encode(Message{MessageType::kCommand, runId, sent + 1, command});
+    frame.clear();  // reused: its capacity is kept from one command to the next
+    detail::appendFrame(frame, MessageType::kCommand, runId, sent + 1, {}, body);
     bool sentFrame = false;
     if (auto s = sendFrame(frame, deadline, &sentFrame, "a command"); !s) return s;
     if (!sentFrame) return rejectEnded();
@@ -505,6 +514,17 @@ void CommandClient::onOutcome(std::function<void(const Message&)> callback) {
 Status CommandClient::send(const nlohmann::json& command,
                            std::optional<std::chrono::milliseconds> timeout) {
   return guarded<Status>("send", [&] { return impl_->send(command, timeout); });
+}
+
+Status CommandClient::sendJson(std::string_view command, std::optional<std::chrono::milliseconds> timeout) {
+  // Not parsed (that is the point): a cheap check that it is one object, not a fragment.
+  if (command.size() < 2 || command.front() != '{' || command.back() != '}') {
+    std::string shown(command.substr(0, 60));
+    return tl::unexpected(err(ErrorCode::kMalformed,
+                              fmt::format("bus: sendJson: expected the text of a JSON object, got \"{}{}\"", shown,
+                                          command.size() > 60 ? "..." : "")));
+  }
+  return guarded<Status>("send", [&] { return impl_->sendText(command, timeout); });
 }
 
 Result<nlohmann::json> CommandClient::finish(const nlohmann::json& endBody,

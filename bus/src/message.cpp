@@ -439,22 +439,16 @@ bool parseJson(std::string_view text, nlohmann::json& out, std::string& error) {
   return parser.parse(out, error);
 }
 
-std::string encodeFrame(const Message& message, std::string_view replyTo) {
-  std::string body;
-  if (message.body.is_null()) {
-    body = "{}";
-  } else {
-    dumpOrReplace(message.body, body);
-  }
-  std::string out;
-  out.reserve(64 + message.runId.size() + replyTo.size() + body.size());
+void appendFrame(std::string& out, MessageType type, const std::string& runId, std::uint64_t seq,
+                 std::string_view replyTo, std::string_view bodyJson) {
+  out.reserve(out.size() + 64 + runId.size() + replyTo.size() + bodyJson.size());
   out += R"({"v":1,"type":")";
-  out += typeName(message.type);
+  out += typeName(type);
   out += R"(","runId":)";
-  appendJsonString(out, message.runId);
+  appendJsonString(out, runId);
   out += R"(,"seq":)";
   char digits[24];
-  auto [end, ec] = std::to_chars(digits, digits + sizeof digits, message.seq);
+  auto [end, ec] = std::to_chars(digits, digits + sizeof digits, seq);
   (void)ec;  // 24 chars always hold a uint64
   out.append(digits, end);
   if (!replyTo.empty()) {
@@ -462,8 +456,19 @@ std::string encodeFrame(const Message& message, std::string_view replyTo) {
     appendJsonString(out, std::string(replyTo));
   }
   out += R"(,"body":)";
-  out += body;
+  if (bodyJson.empty()) {
+    out += "{}";
+  } else {
+    out += bodyJson;
+  }
   out += '}';
+}
+
+std::string encodeFrame(const Message& message, std::string_view replyTo) {
+  std::string body;
+  if (!message.body.is_null()) dumpOrReplace(message.body, body);
+  std::string out;
+  appendFrame(out, message.type, message.runId, message.seq, replyTo, body);
   return out;
 }
 

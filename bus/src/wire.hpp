@@ -2,6 +2,7 @@
 // strict JSON parser behind decode(). Not part of the public headers.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -11,6 +12,10 @@ namespace runrec::bus::detail {
 
 // Like encode(), adding "replyTo" to the envelope when it is non-empty (open only).
 std::string encodeFrame(const Message& message, std::string_view replyTo);
+// Appends to `out` the frame encodeFrame writes for a message whose body is given as JSON text
+// (`bodyJson`: one object, as nlohmann's dump() writes it; an empty body is written as {}).
+void appendFrame(std::string& out, MessageType type, const std::string& runId, std::uint64_t seq,
+                 std::string_view replyTo, std::string_view bodyJson);
 // Like decode(); stores the envelope's "replyTo" (empty if absent) when replyTo is non-null.
 Result<Message> decodeFrame(std::string_view frame, std::string* replyTo);
 

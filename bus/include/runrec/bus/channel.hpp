@@ -24,6 +24,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "runrec/bus/message.hpp"
 
@@ -77,6 +78,12 @@ class CommandClient {
   // (e.g. a command failed): the runner must then stop sending and call finish().
   Status send(const nlohmann::json& command,
               std::optional<std::chrono::milliseconds> timeout = std::nullopt);
+  // The same for a command given as JSON text (one object, e.g. as nlohmann's dump() wrote it,
+  // runner::forEachCommandText): sent as it is, in the frame send() writes for its value; it
+  // is not parsed (kMalformed only if it does not start with '{' and end with '}'). The
+  // engine's decode refuses a frame that is not valid JSON.
+  Status sendJson(std::string_view command,
+                  std::optional<std::chrono::milliseconds> timeout = std::nullopt);
 
   // Sends kEnd, receives every remaining outcome, and waits for kFinished; returns its
   // body (the run summary). Sockets stay open until the engine has acknowledged.
