@@ -4,7 +4,10 @@
 // nlohmann exceptions are caught at the edge of loadProtocol/parseProtocol).
 #include "runrec/runner/protocol.hpp"
 
+#include <fcntl.h>
 #include <openssl/evp.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -19,7 +22,24 @@
 #include <string_view>
 #include <utility>
 
+#include "runrec/bus/message.hpp"
+
 namespace runrec::runner {
+
+// An unnamed temporary file (O_TMPFILE, or unlinked as soon as it was made) holding a streamed
+// protocol's normalised commands: one compact JSON text per line, as the validation emitted
+// them. Only this process can reach it (through `fd`), so nothing can change it between the
+// validation and the send; it is gone when the last Protocol holding it is.
+struct CommandSpool {
+  int fd = -1;
+  std::size_t commands = 0;
+  CommandSpool() = default;
+  CommandSpool(const CommandSpool&) = delete;
+  CommandSpool& operator=(const CommandSpool&) = delete;
+  ~CommandSpool() {
+    if (fd >= 0) ::close(fd);
+  }
+};
 
 const char* toString(ErrorCode code) {
   switch (code) {
@@ -1326,6 +1346,10 @@ Error invalid(const std::string& source, const std::string& message) {
   return Error{ErrorCode::kInvalidProtocol, source.empty() ? message : source + ": " + message};
 }
 
+Error changedAfterValidation(const std::string& name) {
+  return invalid(name, "the file changed after it was validated; nothing was run");
+}
+
 Error ioError(const std::filesystem::path& path, int err) {
   return Error{ErrorCode::kIo, "cannot read " + path.string() + ": " + std::strerror(err)};
 }
@@ -1429,7 +1453,7 @@ Result<void> validatePasses(const Source& src, Protocol& out, const std::functio
     doc = std::make_shared<const json>(std::move(*parsed));
   }
   if (expectSha256 && sha256 && *sha256 != *expectSha256)
-    return tl::make_unexpected(invalid(src.name, "the file changed after it was validated; nothing was run"));
+    return tl::make_unexpected(changedAfterValidation(src.name));
   if (topOut) *topOut = doc;
 
   bool emitStopped = false;
@@ -1523,6 +1547,120 @@ Result<Protocol> loadProtocol(const std::filesystem::path& path) {
   return protocol;
 }
 
+namespace {
+
+constexpr std::size_t kSpoolPiece = std::size_t{1} << 20;
+
+// An unnamed temporary file in $TMPDIR if set, else /var/tmp (disk, by convention), else /tmp.
+// -1 and `why` if none could be made.
+int openTemporaryFile(std::string* why) {
+  std::vector<std::string> dirs;
+  if (const char* tmp = std::getenv("TMPDIR"); tmp && *tmp) {
+    dirs.emplace_back(tmp);
+  } else {
+    dirs = {"/var/tmp", "/tmp"};
+  }
+  for (const auto& dir : dirs) {
+#ifdef O_TMPFILE
+    int fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd >= 0) return fd;
+#endif
+    std::string name = dir + "/runrec-commands-XXXXXX";
+    int named = ::mkostemp(name.data(), O_CLOEXEC);
+    if (named >= 0) {
+      ::unlink(name.c_str());
+      return named;
+    }
+    *why = dir + ": " + std::strerror(errno);
+  }
+  return -1;
+}
+
+// Writes the commands emitted by openProtocol's validation to a CommandSpool, in 1 MiB pieces.
+// A failure (no temporary directory, a full disk) is not an error of the protocol: the
+// spool is dropped and the commands are validated again as they are sent.
+class SpoolWriter {
+ public:
+  SpoolWriter() : spool_(std::make_shared<CommandSpool>()) {
+    spool_->fd = openTemporaryFile(&why_);
+    if (spool_->fd < 0) spool_.reset();
+    else buffer_.reserve(kSpoolPiece + 4096);
+  }
+  void add(const json& command) {
+    if (!spool_) return;
+    buffer_ += dumpJson(command);  // the text bus::encode would write for it
+    buffer_ += '\n';
+    ++spool_->commands;
+    if (buffer_.size() >= kSpoolPiece) flush();
+  }
+  // The spool, or null (and why()) if it could not be written.
+  std::shared_ptr<const CommandSpool> finish() {
+    flush();
+    return spool_;
+  }
+  const std::string& why() const { return why_; }
+
+ private:
+  void flush() {
+    std::size_t done = 0;
+    while (spool_ && done < buffer_.size()) {
+      ssize_t n = ::write(spool_->fd, buffer_.data() + done, buffer_.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        why_ = std::string("write: ") + std::strerror(n < 0 ? errno : EIO);
+        spool_.reset();
+      } else {
+        done += static_cast<std::size_t>(n);
+      }
+    }
+    buffer_.clear();
+  }
+
+  std::shared_ptr<CommandSpool> spool_;
+  std::string buffer_;
+  std::string why_;
+};
+
+// Gives each line of the spool to `visit` (without the newline) until it returns false.
+Result<void> readSpool(const CommandSpool& spool, const std::string& name,
+                       const std::function<bool(std::string_view)>& visit) {
+  std::vector<char> buffer(kSpoolPiece);
+  std::size_t start = 0, end = 0, given = 0;
+  off_t offset = 0;
+  for (;;) {
+    while (start < end) {
+      const char* line = buffer.data() + start;
+      const void* newline = std::memchr(line, '\n', end - start);
+      if (!newline) break;
+      const std::size_t length = static_cast<std::size_t>(static_cast<const char*>(newline) - line);
+      ++given;
+      if (!visit(std::string_view(line, length))) return {};
+      start += length + 1;
+    }
+    if (start > 0) {  // keep the partial line at the front
+      std::memmove(buffer.data(), buffer.data() + start, end - start);
+      end -= start;
+      start = 0;
+    }
+    if (end == buffer.size()) buffer.resize(buffer.size() * 2);  // a command longer than the buffer
+    ssize_t n = ::pread(spool.fd, buffer.data() + end, buffer.size() - end, offset);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0)
+      return tl::make_unexpected(Error{ErrorCode::kIo, "cannot read the temporary copy of " + name +
+                                                           "'s commands: " + std::strerror(errno)});
+    if (n == 0) break;
+    end += static_cast<std::size_t>(n);
+    offset += n;
+  }
+  if (end != 0 || given != spool.commands)
+    return tl::make_unexpected(Error{ErrorCode::kIo, "the temporary copy of " + name + "'s commands is incomplete (" +
+                                                         std::to_string(given) + " of " +
+                                                         std::to_string(spool.commands) + " commands)"});
+  return {};
+}
+
+}  // namespace
+
 Result<Protocol> openProtocol(const std::filesystem::path& path) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) return tl::make_unexpected(ioError(path, EISDIR));
@@ -1534,9 +1672,11 @@ Result<Protocol> openProtocol(const std::filesystem::path& path) {
     protocol.streamed = true;
     std::size_t count = 0;
     std::string sha, shaAfter;
+    SpoolWriter spool;
     auto st = validatePasses(
         src, protocol,
-        [&](json&&) {
+        [&](json&& command) {
+          spool.add(command);
           ++count;
           return true;
         },
@@ -1545,6 +1685,12 @@ Result<Protocol> openProtocol(const std::filesystem::path& path) {
     if (sha != shaAfter) return tl::make_unexpected(invalid(src.name, "the file changed while it was being read"));
     protocol.commandCount = count;
     protocol.sha256 = sha;
+    protocol.spool = spool.finish();
+    if (!protocol.spool) {
+      spdlog::warn("cannot keep the validated commands of {} in a temporary file ({}); each is validated again as it "
+                   "is sent",
+                   src.name, spool.why());
+    }
     return protocol;
   } catch (const std::exception& e) {
     return tl::make_unexpected(invalid(src.name, std::string("internal error: ") + e.what()));
@@ -1553,7 +1699,25 @@ Result<Protocol> openProtocol(const std::filesystem::path& path) {
   }
 }
 
-Result<void> forEachCommand(const Protocol& protocol, const std::function<bool(nlohmann::json&)>& visit) {
+Result<void> forEachCommandText(const Protocol& protocol, const std::function<bool(std::string_view)>& visit,
+                                FileCheck check) {
+  try {
+    if (!protocol.streamed || !protocol.spool) {
+      return forEachCommand(protocol, [&](json& command) { return visit(dumpJson(command)); });
+    }
+    if (check == FileCheck::kDigest) {
+      auto digest = fileSha256(protocol.path);
+      if (!digest) return tl::make_unexpected(digest.error());
+      if (*digest != protocol.sha256) return tl::make_unexpected(changedAfterValidation(protocol.source));
+    }
+    return readSpool(*protocol.spool, protocol.source, visit);
+  } catch (const std::exception& e) {
+    return tl::make_unexpected(invalid(protocol.source, std::string("internal error: ") + e.what()));
+  }
+}
+
+Result<void> forEachCommand(const Protocol& protocol, const std::function<bool(nlohmann::json&)>& visit,
+                            FileCheck check) {
   if (!protocol.streamed) {
     for (const json& command : protocol.commands) {
       json copy = command;
@@ -1561,10 +1725,28 @@ Result<void> forEachCommand(const Protocol& protocol, const std::function<bool(n
     }
     return {};
   }
+  if (protocol.spool) {
+    std::optional<std::string> bad;
+    auto st = forEachCommandText(
+        protocol,
+        [&](std::string_view text) {
+          json command;
+          std::string error;
+          if (!bus::parseJson(text, command, error)) {
+            bad = error;
+            return false;
+          }
+          return visit(command);
+        },
+        check);
+    if (!st) return st;
+    if (bad) return tl::make_unexpected(invalid(protocol.source, "internal error: a spooled command: " + *bad));
+    return {};
+  }
   Source src{protocol.source, nullptr, protocol.path};
   try {
-    // Validated again as it is read: a file changed since openProtocol is caught by its
-    // digest (hashed whole first) before any command is given to `visit`; a change
+    // No spool: validated again as it is read. A file changed since openProtocol is caught by
+    // its digest (hashed whole first) before any command is given to `visit`; a change
     // during the run can only make a later command fail validation (it is then not given)
     // or differ from what was validated, which the second digest reports at the end.
     Protocol again;

@@ -60,13 +60,16 @@ Result<RunResult> runProtocol(bus::CommandClient& client, const Protocol& protoc
   });
 
   json endBody = {{"commands", commandCount(protocol)}, {"reason", "complete"}};
-  // Commands are sent as they are read: a streamed protocol is never in memory whole.
-  auto read = forEachCommand(protocol, [&](json& command) {
+  // Commands are sent as they are read: a streamed protocol is never in memory whole. A
+  // streamed protocol's commands come as the text its validation wrote (nothing is parsed
+  // again); its file was checked by the engine at open (`textFile`: refused unless its
+  // SHA-256 is the validated one), so it is not hashed again here.
+  auto read = forEachCommandText(protocol, [&](std::string_view command) {
     if (failed) {
       endBody["reason"] = "commandFailed";
       return false;
     }
-    auto st = client.send(command, options.timeout);
+    auto st = client.sendJson(command, options.timeout);
     if (!st) {
       if (st.error().code == bus::ErrorCode::kRejected) return false;  // the engine already ended the run
       endBody["reason"] = "runnerFailed";
@@ -74,7 +77,7 @@ Result<RunResult> runProtocol(bus::CommandClient& client, const Protocol& protoc
       return false;
     }
     return true;
-  });
+  }, FileCheck::kCheckedByEngine);
   if (!read && endBody["reason"] == "complete") {
     endBody["reason"] = "protocolError";  // a streamed file changed after it was validated
     endBody["error"] = {{"errorType", "InvalidProtocol"}, {"message", read.error().message}, {"details", json::object()}};

@@ -7,6 +7,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 #include <tl/expected.hpp>
 #include <vector>
 
@@ -30,6 +31,10 @@ struct Error {
 };
 template <class T>
 using Result = tl::expected<T, Error>;
+
+// A streamed protocol's normalised commands, written once while it was validated (private to
+// protocol.cpp; see openProtocol).
+struct CommandSpool;
 
 // A validated protocol, with its commands normalised to the v8 shapes the engine takes:
 // - v6 loadPipette gets `pipetteName` from the `pipettes` map; v6 loadLabware gets
@@ -65,6 +70,11 @@ struct Protocol {
   // Streamed: the file's top level less its commands, as validated (forEachCommand checks
   // each command against it without parsing the rest of the file again).
   std::shared_ptr<const nlohmann::json> document;
+  // Streamed: the normalised commands as openProtocol's validation emitted them, one compact
+  // JSON text per line in an unnamed temporary file (nothing else can open or change it).
+  // forEachCommand reads them from here instead of parsing and validating the file again.
+  // Null when no temporary file could be written: commands are then validated again as sent.
+  std::shared_ptr<const CommandSpool> spool;
   // Anomalies that are accepted but worth reporting (e.g. a definition keyed by an alias).
   std::vector<std::string> warnings;
 
@@ -77,14 +87,35 @@ Result<Protocol> loadProtocol(const std::filesystem::path& path);
 Result<Protocol> parseProtocol(std::string text, const std::string& name);
 // Validates a file as loadProtocol does (the same checks and messages, before anything is
 // sent) without holding it: the file is read in pieces, one command at a time, and the
-// result is `streamed` (no text, no commands). Run it with forEachCommand.
+// result is `streamed` (no text, no commands). Each normalised command is written, as it is
+// validated, to `spool`: an unnamed temporary file in $TMPDIR (else /var/tmp, else /tmp),
+// about 130 bytes per seed command. Run it with forEachCommand.
 Result<Protocol> openProtocol(const std::filesystem::path& path);
 
+// Whether forEachCommand checks a streamed protocol's file before giving any command.
+enum class FileCheck {
+  kDigest,  // hash the file again; a different SHA-256 is refused (the default)
+  // The caller has had the file's digest checked since openProtocol: runProtocol, after an
+  // engine accepted the open (an engine given `textFile` stores that file only if its SHA-256
+  // is the validated one, docs/wire-protocol.md). Only with a spool: without one the file is
+  // read again and is always checked.
+  kCheckedByEngine,
+};
+
 // Gives each normalised command to `visit`, in order, until it returns false. A streamed
-// protocol is read and validated again as it goes; if the file's digest differs from the
-// one validated, nothing is given (kInvalidProtocol "changed after it was validated"); a
-// change while it is being read is reported at the end (no invalid command is ever given).
-Result<void> forEachCommand(const Protocol& protocol, const std::function<bool(nlohmann::json&)>& visit);
+// protocol's commands are read from its spool, so what is given is exactly what was
+// validated, whatever happens to the file meanwhile; if the file's digest differs from the
+// one validated, nothing is given (kInvalidProtocol "<file>: the file changed after it was
+// validated; nothing was run"). Without a spool the file is read and validated again as it
+// goes, and a change while it is being read is reported at the end (no invalid command is
+// ever given).
+Result<void> forEachCommand(const Protocol& protocol, const std::function<bool(nlohmann::json&)>& visit,
+                            FileCheck check = FileCheck::kDigest);
+// The same, giving each command as its JSON text: compact, exactly as nlohmann's dump()
+// writes the normalised command (the body of a bus command message). The view is valid
+// during the call only. The cheap way to send a streamed protocol: nothing is parsed.
+Result<void> forEachCommandText(const Protocol& protocol, const std::function<bool(std::string_view)>& visit,
+                                FileCheck check = FileCheck::kDigest);
 
 // The command types this runner accepts (as written in files; `delay` is v6-only and
 // normalised away, `pause` is normalised to `waitForResume`).
