@@ -16,6 +16,7 @@
 
 #include "runrec/engine/error.hpp"
 #include "runrec/engine/event_log.hpp"
+#include "runrec/hardware/thread_priority.hpp"
 
 namespace runrec::cli::bench {
 
@@ -71,6 +72,9 @@ struct PipelineOptions {
   bool showPoller = false;     // `exe show last --db` every 100 ms
   std::string exe;             // this runrec, for showPoller
   std::chrono::milliseconds sampleEvery{0};  // in-flight count and RSS over time
+  // The engine's writer thread (it feeds the board): raised by Engine::start() inheriting
+  // from a ScopedThreadPriority (runrec/hardware/thread_priority.hpp). The load never is.
+  hardware::FeedPriority priority = hardware::FeedPriority::kNormal;
 };
 struct PipelineResult {
   nlohmann::json summary;
@@ -78,6 +82,7 @@ struct PipelineResult {
   double seconds = 0, commandsPerSecond = 0;
   std::vector<double> startedUs, outcomeUs;  // send -> commandStarted published, -> outcome published
   std::vector<double> gapsUs;
+  std::string priority;  // what the writer thread got: "SCHED_FIFO 10", "nice -10", "normal"
   std::uint64_t maxInFlight = 0;
   double rssStartMiB = 0, rssPeakMiB = 0;
   std::vector<std::array<double, 3>> samples;  // seconds, commands in flight, RSS MiB

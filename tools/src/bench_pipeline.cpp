@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <thread>
 #include <zmq.hpp>
@@ -131,9 +132,14 @@ engine::Result<PipelineResult> runPipeline(const PipelineOptions& o) {
   auto created = engine::Engine::create(ctx, eo, std::move(robot));
   if (!created) return tl::unexpected(created.error());
   auto& eng = *created;
-  eng->start();
-
   PipelineResult r;
+  {
+    hardware::ScopedThreadPriority raise(o.priority);  // the writer thread inherits it
+    r.priority = raise.outcome().description;
+    if (!raise.outcome().warning.empty()) std::cerr << "runrec bench: " << raise.outcome().warning << "\n";
+    eng->start();
+  }
+
   const std::size_t n = protocol->commands.size();
   std::vector<Clock::time_point> sentAt(n + 1), startedAt(n + 1), outcomeAt(n + 1);
   std::atomic<bool> stop{false};

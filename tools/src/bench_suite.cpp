@@ -427,40 +427,68 @@ int runSuite(const SuiteOptions& o) {
   log("jank");
     const double scale = o.quick ? 0.002 : 0.05;
     const int jTouches = o.quick ? 10 : 200;
-    Table t;
-    t.header({"load", "moves", "gap p50 µs", "gap p99 µs", "gap max µs"});
-    std::string plotCmd = "plot ";
-    for (int loaded = 0; loaded < 2; ++loaded) {
+    // Four configurations, interleaved run by run so that each sees the same machine: the
+    // engine's writer thread (it feeds the board) at normal priority and raised (`--priority
+    // realtime`: SCHED_FIFO when permitted), alone and under load. The load always runs at
+    // the priority a user's programs get.
+    struct Config {
+      bool loaded;
+      hardware::FeedPriority priority;
       std::vector<double> p50, p99, mx, pooled;
       long moves = 0;
-      for (int i = 0; i < R; ++i) {
+      std::string applied;
+    };
+    std::vector<Config> configs = {{false, hardware::FeedPriority::kNormal, {}, {}, {}, {}, 0, ""},
+                                   {true, hardware::FeedPriority::kNormal, {}, {}, {}, {}, 0, ""},
+                                   {false, hardware::FeedPriority::kRealtime, {}, {}, {}, {}, 0, ""},
+                                   {true, hardware::FeedPriority::kRealtime, {}, {}, {}, {}, 0, ""}};
+    auto loadAverage = [] {
+      std::string l = readFile("/proc/loadavg");
+      while (!l.empty() && l.back() == '\n') l.pop_back();
+      return l;
+    };
+    const std::string loadStart = loadAverage();
+    for (int i = 0; i < R; ++i) {
+      for (auto& c : configs) {
         PipelineOptions po;
         po.db = dir / "jank.db";
         po.touches = jTouches;
         po.timeScale = scale;
         po.recordGaps = true;
         po.exe = exe;
-        if (loaded) {
+        po.priority = c.priority;
+        if (c.loaded) {
           po.subscribers = 4;
           po.historyReader = true;
           po.showPoller = true;
         }
         auto r = runPipeline(po);
         if (!r) return failWith(r.error());
-        moves = static_cast<long>(r->gapsUs.size());
-        pooled.insert(pooled.end(), r->gapsUs.begin(), r->gapsUs.end());
-        p50.push_back(percentile(r->gapsUs, 0.5));
-        p99.push_back(percentile(r->gapsUs, 0.99));
-        mx.push_back(r->gapsUs.empty() ? 0 : r->gapsUs.back());
+        c.applied = r->priority;
+        c.moves = static_cast<long>(r->gapsUs.size());
+        c.pooled.insert(c.pooled.end(), r->gapsUs.begin(), r->gapsUs.end());
+        c.p50.push_back(percentile(r->gapsUs, 0.5));
+        c.p99.push_back(percentile(r->gapsUs, 0.99));
+        c.mx.push_back(r->gapsUs.empty() ? 0 : r->gapsUs.back());
       }
-      std::string name = loaded ? "4 subscribers (1 slow: 5 ms/event), history reader, `runrec show` every 100 ms"
-                                : "alone";
-      t.row({name, std::to_string(moves), cell(stat(p50), "%.0f"), cell(stat(p99), "%.0f"), cell(stat(mx), "%.0f")});
-      all["jank"][loaded ? "loaded" : "alone"] = {{"p50Us", toJson(stat(p50))}, {"p99Us", toJson(stat(p99))},
-                                                 {"maxUs", toJson(stat(mx))}};
-      std::string f = loaded ? "jank-loaded.dat" : "jank-alone.dat";
-      writeCdf(dir / f, pooled);
-      plotCmd += std::string(loaded ? ", " : "") + "'" + f + "' with lines title '" + (loaded ? "under load" : "alone") + "'";
+    }
+    Table t;
+    t.header({"writer thread", "load", "moves", "gap p50 µs", "gap p99 µs", "gap max µs"});
+    std::string plotCmd = "plot ";
+    for (auto& c : configs) {
+      const char* prio = hardware::toString(c.priority);
+      std::string name = c.loaded ? "4 subscribers (1 slow: 5 ms/event), history reader, `runrec show` every 100 ms"
+                                  : "alone";
+      t.row({std::string(prio) + " (" + c.applied + ")", name, std::to_string(c.moves), cell(stat(c.p50), "%.0f"),
+             cell(stat(c.p99), "%.0f"), cell(stat(c.mx), "%.0f")});
+      std::string key = std::string(c.loaded ? "loaded" : "alone") +
+                        (c.priority == hardware::FeedPriority::kRealtime ? "Realtime" : "");
+      all["jank"][key] = {{"p50Us", toJson(stat(c.p50))}, {"p99Us", toJson(stat(c.p99))},
+                          {"maxUs", toJson(stat(c.mx))}, {"writerThread", c.applied}};
+      std::string f = "jank-" + key + ".dat";
+      writeCdf(dir / f, c.pooled);
+      plotCmd += std::string(&c == &configs.front() ? "" : ", ") + "'" + f + "' with lines title '" + prio + ", " +
+                 (c.loaded ? "under load" : "alone") + "'";
     }
     if (plots)
       plot(dir, "jank", "set logscale x\nset xlabel 'idle gap before a move (µs)'\nset ylabel 'fraction of moves'\n"
@@ -468,7 +496,10 @@ int runSuite(const SuiteOptions& o) {
     md << "## 5. Jank: idle time at the board between consecutive moves\n\n"
        << "Virtual Smoothie in process, motion time scale " << scale << ", " << jTouches
        << " touch tips. Gap = time from the end of a move's motion to the next move line sent (driver, engine, "
-       << "log commit and the board's own line handling in between).\n\n"
+       << "log commit and the board's own line handling in between). The four rows ran interleaved, run by run. "
+       << "Writer thread: the engine thread that feeds the board, at normal priority or `--priority realtime` "
+       << "(what it got in brackets); the load is never raised or lowered. Load average at the start of the section: "
+       << loadStart << ", at its end: " << loadAverage() << ".\n\n"
        << t.md.str() << "\n" << (plots ? "![jank CDF](jank.svg)\n\n" : "");
   }
 
