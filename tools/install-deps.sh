@@ -14,6 +14,7 @@ packages=(
   libexpected-dev libssl-dev
   python3 python3-zmq
   clang-14 libclang-rt-14-dev  # sanitizer builds and libFuzzer targets (docs/hardening.md)
+  lld-14  # links the sanitizer builds (tools/build-sanitized.sh): 5x less CPU than GNU ld
   python3-dev  # Python protocols: the runner embeds CPython 3.11 (pkg-config python3-embed)
   chromium  # the HTML audit test renders in headless chromium (about 35 s to install)
   gnuplot-nox  # plots in the benchmark suite's report (runrec bench --suite)
