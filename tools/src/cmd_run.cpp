@@ -19,6 +19,7 @@
 #include "runrec/engine/engine.hpp"
 #include "runrec/hardware/sim_robot.hpp"
 #include "runrec/hardware/smoothie.hpp"
+#include "runrec/hardware/thread_priority.hpp"
 #include "runrec/runner/protocol.hpp"
 #include "runrec/runner/python.hpp"
 #include "runrec/runner/runner.hpp"
@@ -45,6 +46,20 @@ engine::Result<std::unique_ptr<hardware::Robot>> makeRobot(const std::string& sp
     return std::move(*robot);
   }
   return engine::fail(engine::ErrorCode::kInvalid, "--robot " + spec + ": expected \"sim\", \"sim-basic\" or \"serial:DEVICE\"");
+}
+
+constexpr const char* kPriorityHelp =
+    "Scheduling of the engine thread that feeds the robot: realtime (SCHED_FIFO 10 when permitted, else nice -10, "
+    "else a warning), normal, or auto: realtime when the robot moves in real time (serial:), normal for the "
+    "instant simulator (docs/hardware.md)";
+
+// Starts the engine with its writer thread (the one that feeds the board) at `spec`'s
+// priority: Engine::start() creates it, and it inherits the raise of this scope.
+void startWithPriority(engine::Engine& eng, const std::string& spec, const std::string& robot) {
+  auto priority = hardware::resolveFeedPriority(*hardware::parseFeedPriority(spec), hardware::robotMovesInRealTime(robot));
+  hardware::ScopedThreadPriority raise(priority);
+  if (!raise.outcome().warning.empty()) std::cerr << "runrec: warning: " << raise.outcome().warning << "\n";
+  eng.start();
 }
 
 // Prints "command i of N" progress to stderr, at most 5 times a second.
@@ -140,6 +155,7 @@ void addRunCommand(CLI::App& app, Globals& g, int& exitCode) {
     int hwm = bus::kDefaultHwm;
     std::string connect;
     std::string robot = "sim";
+    std::string priority = "auto";
     std::string sync = "normal";
     CommitFlags commit;
     std::vector<std::string> labwareDirs;
@@ -171,6 +187,9 @@ void addRunCommand(CLI::App& app, Globals& g, int& exitCode) {
   cmd->add_option("--connect", o->connect, "Send commands to a running `runrec engine` at this endpoint "
                                            "(ipc://PATH or tcp://HOST:PORT)");
   cmd->add_option("--robot", o->robot, "Robot: sim (simulated OT-2) or serial:DEVICE")->capture_default_str();
+  cmd->add_option("--priority", o->priority, kPriorityHelp)
+      ->check(CLI::IsMember({"auto", "realtime", "normal"}))
+      ->capture_default_str();
   cmd->add_option("--sync", o->sync, "Log durability: normal (survives a process crash) or full "
                                      "(fsync each commit, survives a power cut)")
       ->check(CLI::IsMember({"normal", "full"}))
@@ -277,7 +296,7 @@ void addRunCommand(CLI::App& app, Globals& g, int& exitCode) {
       for (auto& r : eng->recoveredRuns())
         std::cerr << "runrec: run " << r << " in " << g.db << " had no end (crash?); recorded it as interrupted\n";
       endpoint = eo.endpoint;
-      eng->start();
+      startWithPriority(*eng, o->priority, o->robot);
     } else if (!o->events.events.empty() || !o->events.curveKeys.empty() || o->events.insecure) {
       exitCode = error(kBadInput, "--events, --curve-keys and --insecure belong to the engine; with --connect, pass "
                                   "them to `runrec engine`");
@@ -365,6 +384,7 @@ void addEngineCommand(CLI::App& app, Globals& g, int& exitCode) {
   struct Opts {
     std::string listen;
     std::string robot = "sim";
+    std::string priority = "auto";
     std::string sync = "normal";
     CommitFlags commit;
     int hwm = bus::kDefaultHwm;
@@ -386,6 +406,9 @@ void addEngineCommand(CLI::App& app, Globals& g, int& exitCode) {
       ->required();
   cmd->add_option("--db", g.db, "SQLite log file")->capture_default_str();
   cmd->add_option("--robot", o->robot, "Robot: sim or serial:DEVICE")->capture_default_str();
+  cmd->add_option("--priority", o->priority, kPriorityHelp)
+      ->check(CLI::IsMember({"auto", "realtime", "normal"}))
+      ->capture_default_str();
   cmd->add_option("--sync", o->sync, "Log durability: normal or full")
       ->check(CLI::IsMember({"normal", "full"}))
       ->capture_default_str();
@@ -448,7 +471,7 @@ void addEngineCommand(CLI::App& app, Globals& g, int& exitCode) {
     if (!eng->eventsEndpoint().empty())
       std::cerr << "runrec engine: events on " << eng->eventsEndpoint() << " (history " << eng->historyEndpoint()
                 << ")\n";
-    eng->start();
+    startWithPriority(*eng, o->priority, o->robot);
     auto st = eng->wait();
     gEngine.store(nullptr);
     if (!st) exitCode = error(kSystemError, st.error().message);
