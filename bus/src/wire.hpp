@@ -18,6 +18,11 @@ void appendFrame(std::string& out, MessageType type, const std::string& runId, s
                  std::string_view replyTo, std::string_view bodyJson);
 // Like decode(); stores the envelope's "replyTo" (empty if absent) when replyTo is non-null.
 Result<Message> decodeFrame(std::string_view frame, std::string* replyTo);
+// The same, always through the general path: the frame parsed into a JSON value, then each
+// envelope field checked, the first bad one named. decodeFrame() reads well-formed frames
+// without building the envelope object and gives every other frame to this one; both accept
+// exactly the same frames with the same result (tests/bus/decode_fast_test.cpp).
+Result<Message> decodeFrameChecked(std::string_view frame, std::string* replyTo);
 
 // Strict RFC 8259 parser building nlohmann::json (validates UTF-8; rejects trailing data,
 // numbers out of double range, nesting deeper than 256). On failure returns false and sets
