@@ -1549,7 +1549,7 @@ Result<Protocol> loadProtocol(const std::filesystem::path& path) {
 
 namespace {
 
-constexpr std::size_t kSpoolPiece = std::size_t{1} << 20;
+constexpr std::size_t kSpoolPiece = std::size_t{1} << 18;  // 256 KiB: about 2,000 seed commands
 
 // An unnamed temporary file in $TMPDIR if set, else /var/tmp (disk, by convention), else /tmp.
 // -1 and `why` if none could be made.
@@ -1576,7 +1576,7 @@ int openTemporaryFile(std::string* why) {
   return -1;
 }
 
-// Writes the commands emitted by openProtocol's validation to a CommandSpool, in 1 MiB pieces.
+// Writes the commands emitted by openProtocol's validation to a CommandSpool, in 256 KiB pieces.
 // A failure (no temporary directory, a full disk) is not an error of the protocol: the
 // spool is dropped and the commands are validated again as they are sent.
 class SpoolWriter {
