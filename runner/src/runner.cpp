@@ -50,7 +50,8 @@ Result<RunResult> runProtocol(bus::CommandClient& client, const Protocol& protoc
   progress.total = commandCount(protocol);
   client.onOutcome([&](const bus::Message& m) {
     auto status = m.body.find("status");
-    if (status == m.body.end() || *status != "succeeded") failed = true;
+    if (status == m.body.end() || !status->is_string() || status->get_ref<const std::string&>() != "succeeded")
+      failed = true;
     if (options.onProgress) {
       progress.completed = client.completed();
       progress.inFlight = client.inFlight();
