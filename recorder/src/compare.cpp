@@ -21,6 +21,11 @@ const std::set<std::string>& ignoredKeys() {
 // Ignored at one place only: (event type, payload path).
 bool ignoredAt(const std::string& type, const std::string& path) {
   return (type == engine::event::kRunFinished && path == "payload.counts.discarded") ||
+         // Transaction boundaries depend on timing under --commit group; how the log was
+         // committed is not what the run did (runs recorded before the policy lack both).
+         (type == engine::event::kRunFinished && path == "payload.commits") ||
+         (type == engine::event::kRunCreated &&
+          (path == "payload.engine.commit" || path == "payload.engine.commitWindowMs")) ||
          (type == engine::event::kRunCreated && path == "payload.robot") ||
          // How a module was connected (virtual or a serial device), like runCreated.robot.
          (type == engine::event::kCommandSucceeded &&
