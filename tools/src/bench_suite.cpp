@@ -72,6 +72,7 @@ pid_t spawn(const std::vector<std::string>& args, const std::string& out, const 
 struct ChildRun {
   double cps = 0, eps = 0, wall = 0, rssMiB = 0, bytesPerCommand = 0, engineSeconds = 0;
   long commands = 0, events = 0;
+  double eventsPerCommit = 0;  // 0 when the summary has no commit count
 };
 
 // `runrec run` in a child process (its own peak RSS), with extra arguments.
@@ -98,6 +99,7 @@ engine::Result<ChildRun> childRun(const std::string& exe, const fs::path& dir, c
   r.cps = r.commands / r.engineSeconds;
   r.eps = r.events / r.engineSeconds;
   r.rssMiB = peak;
+  if (s["commits"].is_number() && s["commits"].get<double>() > 0) r.eventsPerCommit = r.events / s["commits"].get<double>();
   auto bytes = fs::file_size(db, ec);
   auto wal = fs::file_size(db + "-wal", ec);
   if (ec) wal = 0;
@@ -216,7 +218,8 @@ int runSuite(const SuiteOptions& o) {
     for (auto& name : o.sections) md << " " << name;
     md << ".\n\n";
   }
-  double pipelineEventsPerSecondStub = 0, pipelineCps = 0;
+  double pipelineEventsPerSecondStub = 0, pipelineEventsPerSecondStubEach = 0, pipelineCps = 0;
+  double stubEventsPerCommit = 0;  // the stubbed run's (default `--commit group`) events per transaction
 
   // 1. Throughput, in child processes.
   if (want("throughput")) {
@@ -225,12 +228,20 @@ int runSuite(const SuiteOptions& o) {
     const char* name;
     std::vector<std::string> args;
   };
-  std::vector<Variant> variants = {{"sim", {"--robot", "sim"}},
-                                   {"sim, --events none", {"--robot", "sim", "--events", "none"}},
-                                   {"sim-basic (robot stubbed), --events none", {"--robot", "sim-basic", "--events", "none"}}};
+  // The default commit policy is `group` (docs/event-log.md); `--commit each` rows show what
+  // committing every command costs.
+  std::vector<Variant> variants = {
+      {"sim", {"--robot", "sim"}},
+      {"sim, --commit each", {"--robot", "sim", "--commit", "each"}},
+      {"sim, --hwm 64", {"--robot", "sim", "--hwm", "64"}},
+      {"sim, --events none", {"--robot", "sim", "--events", "none"}},
+      {"sim-basic (robot stubbed), --events none", {"--robot", "sim-basic", "--events", "none"}},
+      {"sim-basic (robot stubbed), --events none, --commit each",
+       {"--robot", "sim-basic", "--events", "none", "--commit", "each"}}};
   // The pty: a `runrec smoothie --pty` child per run.
   Table t1;
-  t1.header({"variant", "commands/s", "events/s", "G-code lines/s", "wall s", "peak RSS MiB", "log bytes/cmd"});
+  t1.header({"variant", "commands/s", "events/s", "G-code lines/s", "wall s", "peak RSS MiB", "log bytes/cmd",
+             "events/commit"});
   double linesPerCommand = 0;
   {
     PipelineOptions po;
@@ -243,10 +254,11 @@ int runSuite(const SuiteOptions& o) {
   }
   auto addVariant = [&](const std::string& name, const std::function<engine::Result<ChildRun>(int)>& once,
                         bool gcode) -> int {
-    std::vector<double> cps, eps, wall, rss, bpc;
+    std::vector<double> cps, eps, wall, rss, bpc, epc;
     for (int i = 0; i < R; ++i) {
       auto r = once(i);
       if (!r) return failWith(r.error());
+      epc.push_back(r->eventsPerCommit);
       cps.push_back(r->cps);
       eps.push_back(r->eps);
       wall.push_back(r->wall);
@@ -256,10 +268,15 @@ int runSuite(const SuiteOptions& o) {
     Stat c = stat(cps), e = stat(eps);
     Stat lines{c.median * linesPerCommand, c.min * linesPerCommand, c.max * linesPerCommand};
     t1.row({name, cell(c, "%.0f"), cell(e, "%.0f"), gcode ? cell(lines, "%.0f") : "—", cell(stat(wall), "%.2f"),
-            cell(stat(rss), "%.1f"), cell(stat(bpc), "%.0f")});
+            cell(stat(rss), "%.1f"), cell(stat(bpc), "%.0f"), cell(stat(epc), "%.1f")});
     all["throughput"][name] = {{"commandsPerSecond", toJson(c)}, {"eventsPerSecond", toJson(e)},
-                               {"peakRssMiB", toJson(stat(rss))}, {"logBytesPerCommand", toJson(stat(bpc))}};
-    if (name.rfind("sim-basic", 0) == 0) pipelineEventsPerSecondStub = e.median;
+                               {"peakRssMiB", toJson(stat(rss))}, {"logBytesPerCommand", toJson(stat(bpc))},
+                               {"eventsPerCommit", toJson(stat(epc))}};
+    if (name == "sim-basic (robot stubbed), --events none") {
+      pipelineEventsPerSecondStub = e.median;
+      stubEventsPerCommit = stat(epc).median;
+    }
+    if (name == "sim-basic (robot stubbed), --events none, --commit each") pipelineEventsPerSecondStubEach = e.median;
     if (name == "sim") pipelineCps = c.median;
     return 0;
   };
@@ -301,11 +318,17 @@ int runSuite(const SuiteOptions& o) {
   // 2. Limits.
   if (want("limits")) {
   log("limits");
-  std::vector<double> ins, zin, zipc;
+  std::vector<double> ins, insGroup, zin, zipc;
   std::size_t bytes = seedCommandFrameBytes();
   long rows = o.quick ? 5000 : 100000;
+  // Raw inserts at the batch size the pipeline used: 2 rows per commit (`--commit each`: a
+  // command's outcome with the next start) and the stubbed group run's events per commit.
+  int groupBatch = std::max(2, static_cast<int>(std::lround(stubEventsPerCommit)));
   for (int i = 0; i < R; ++i) {
     auto s = rawSqliteInserts(dir / "raw.db", engine::Sync::kNormal, 2, rows);
+    auto sg = rawSqliteInserts(dir / "raw-group.db", engine::Sync::kNormal, groupBatch, rows);
+    if (!sg) return failWith(sg.error());
+    insGroup.push_back(sg->insertsPerSecond);
     auto z = rawZmqPushPull("inproc", dir, 16, bytes, rows);
     auto zi = rawZmqPushPull("ipc", dir, 16, bytes, rows);
     if (!s) return failWith(s.error());
@@ -317,16 +340,26 @@ int runSuite(const SuiteOptions& o) {
   }
   {
     std::error_code ec;
-    for (auto suffix : {"", "-wal", "-shm", ".lock"}) fs::remove((dir / "raw.db").string() + suffix, ec);
+    for (auto suffix : {"", "-wal", "-shm", ".lock"}) {
+      fs::remove((dir / "raw.db").string() + suffix, ec);
+      fs::remove((dir / "raw-group.db").string() + suffix, ec);
+    }
   }
-  Stat sIns = stat(ins), sZin = stat(zin), sZipc = stat(zipc);
-  all["limits"] = {{"sqliteInsertsPerSecond", toJson(sIns)}, {"zmqInprocPerSecond", toJson(sZin)},
-                   {"zmqIpcPerSecond", toJson(sZipc)}, {"frameBytes", bytes}};
+  Stat sIns = stat(ins), sInsGroup = stat(insGroup), sZin = stat(zin), sZipc = stat(zipc);
+  all["limits"] = {{"sqliteInsertsPerSecond", toJson(sIns)}, {"sqliteInsertsPerSecondGroupBatch", toJson(sInsGroup)},
+                   {"groupBatchRows", groupBatch},           {"zmqInprocPerSecond", toJson(sZin)},
+                   {"zmqIpcPerSecond", toJson(sZipc)},       {"frameBytes", bytes},
+                   {"stubbedRatioEach", pipelineEventsPerSecondStubEach / sIns.median},
+                   {"stubbedRatioGroup", pipelineEventsPerSecondStub / sInsGroup.median}};
   md << "## 2. Limits, measured in the same run\n\n"
      << "| limit | rate | pipeline as a fraction |\n| --- | --- | --- |\n"
      << "| raw SQLite inserts/s (log schema and triggers, WAL, sync normal, 2 rows per commit, " << rows
-     << " rows) | " << cell(sIns, "%.0f") << " | events/s with the robot stubbed: "
-     << fmt("%.0f", pipelineEventsPerSecondStub) << " = " << fmt("%.2f", pipelineEventsPerSecondStub / sIns.median)
+     << " rows) | " << cell(sIns, "%.0f") << " | events/s with the robot stubbed, `--commit each`: "
+     << fmt("%.0f", pipelineEventsPerSecondStubEach) << " = "
+     << fmt("%.2f", pipelineEventsPerSecondStubEach / sIns.median) << " |\n"
+     << "| raw SQLite inserts/s, " << groupBatch << " rows per commit (the stubbed run's events per commit under "
+     << "the default `--commit group`) | " << cell(sInsGroup, "%.0f") << " | events/s with the robot stubbed: "
+     << fmt("%.0f", pipelineEventsPerSecondStub) << " = " << fmt("%.2f", pipelineEventsPerSecondStub / sInsGroup.median)
      << " |\n"
      << "| raw ZeroMQ PUSH/PULL inproc msgs/s (" << bytes << " B, HWM 16) | " << cell(sZin, "%.0f")
      << " | commands/s (sim): " << fmt("%.0f", pipelineCps) << " = " << fmt("%.3f", pipelineCps / sZin.median)
