@@ -225,8 +225,8 @@ struct Engine::Impl {
   bool commitBeforeActing(const std::string& type, const char* intent) const {
     if (options.commit == CommitPolicy::kEach || std::strcmp(intent, "protocol") != 0) return true;
     static const std::unordered_set<std::string> kGroupable = {
-        "aspirate",     "dispense",     "blowout", "touchTip", "moveToWell",     "moveToCoordinates",
-        "moveRelative", "savePosition", "comment", "home",     "waitForDuration"};
+        "aspirate", "dispense", "blowout", "touchTip", "moveToWell", "moveToCoordinates", "moveRelative",
+        "savePosition", "comment"};
     if (!kGroupable.count(type)) return true;
     return static_cast<int>(uncommitted.size()) >= options.commitMaxEvents ||
            Clock::now() - lastCommit >= options.commitWindow;

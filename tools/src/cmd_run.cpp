@@ -132,7 +132,7 @@ void addCommitOptions(CLI::App* cmd, CommitFlags& f) {
   cmd->add_option("--commit", f.policy,
                   "When a command's start is committed: each (before the robot acts on every command) or group "
                   "(tip, pipette, labware, module and pause commands still commit first; motion and liquid "
-                  "commands share a commit for up to --commit-window; a crash may lose those of the last window)")
+                  "commands share a commit for up to --commit-window; a crash may lose those started within one window after the last commit)")
       ->check(CLI::IsMember({"each", "group"}))
       ->capture_default_str();
   cmd->add_option("--commit-window", f.windowMs,

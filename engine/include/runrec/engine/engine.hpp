@@ -33,7 +33,9 @@ enum class CommitPolicy {
   // pipettes, labware, modules, pauses) and whenever the last commit is older than
   // `commitWindow`; otherwise motion and liquid commands share one commit. Also commits
   // before the engine waits for the bus, on a failure, pause or stop, and before cleanup.
-  // A crash may lose the events of the motion/liquid commands executed in the last window,
+  // A crash may lose the events of the motion/liquid commands started within one window
+  // after the last commit (and the one in progress), never the start of a tip, pipette,
+  // labware or module command;
   // never a tip, pipette, labware or module change; recovery is unaffected.
   kGroup,
 };
