@@ -252,11 +252,9 @@ struct Engine::Impl {
 
   // Commits what is pending, then sends the replies that waited for it.
   Status flush() {
-    if (!uncommitted.empty()) runCommits++;
-    if (auto st = log->commit(); !st) {
-      if (!uncommitted.empty()) runCommits--;
-      return st;
-    }
+    const bool wrote = !uncommitted.empty();
+    if (auto st = log->commit(); !st) return st;
+    if (wrote) runCommits++;
     lastCommit = Clock::now();
     uncommitted.clear();
     // Live events, in order, only after they are committed. Never blocks (PUB drops at HWM).
