@@ -17,6 +17,7 @@
 #include <unordered_set>
 
 #include "executor.hpp"
+#include "runrec/engine/log_follower.hpp"
 #include "runrec/bus/control.hpp"
 #include "runrec/bus/events.hpp"
 #include "runrec/engine/history.hpp"
@@ -180,6 +181,8 @@ struct Engine::Impl {
   EngineOptions options;
   std::unique_ptr<LogLock> lock;
   std::unique_ptr<EventLog> log;
+  // Folds the open run's committed events on its own thread, for cleanup (log_follower.hpp).
+  std::unique_ptr<LogFollower> follower;
   std::unique_ptr<hardware::Robot> robot;
   std::unique_ptr<bus::CommandServer> server;
   std::unique_ptr<bus::ControlServer> control;
@@ -336,13 +339,21 @@ struct Engine::Impl {
     return {};
   }
 
+  static constexpr std::chrono::milliseconds kControlPeriod{2};
+  Clock::time_point nextControlPoll{};
+
   bool interrupted() const { return stopFlag.load() || paused || shutdown.load(); }
 
   // Next bus message; nullopt on stop, pause, shutdown or `deadline`. Commits before
   // blocking, so nothing waits uncommitted while the engine idles.
   Result<std::optional<bus::Message>> next(Clock::time_point deadline = Clock::time_point::max()) {
     waitWhileHeld();
-    if (auto st = pollControl(std::chrono::milliseconds(0)); !st) return tl::unexpected(st.error());
+    // Control requests are looked at every kControlPeriod while commands flow (a poll is a
+    // system call; per command it cost more than the rest of the bus), and on every wait.
+    if (const auto now = Clock::now(); now >= nextControlPoll) {
+      nextControlPoll = now + kControlPeriod;
+      if (auto st = pollControl(std::chrono::milliseconds(0)); !st) return tl::unexpected(st.error());
+    }
     if (interrupted()) return std::optional<bus::Message>{};
     auto m = server->tryReceive();
     if (!m) return fail(m.error().code == bus::ErrorCode::kMalformed ? ErrorCode::kInvalid : ErrorCode::kBus,
@@ -388,6 +399,7 @@ struct Engine::Impl {
 
   Status runOne(const bus::Message& open) {
     auto st = runOneBody(open);
+    follower.reset();
     if (st || !runOpen || (st.error().code != ErrorCode::kIo && st.error().code != ErrorCode::kCorrupt)) return st;
     return endAfterLogFailure(st.error());
   }
@@ -524,6 +536,12 @@ struct Engine::Impl {
     }
     runOpen = true;
     spdlog::info("engine: run {} started ({})", state.runId, row.protocolName);
+    // Without a follower, cleanup folds the whole run on this thread instead: slower, same state.
+    if (auto f = LogFollower::start(options.dbPath, state.runId, std::chrono::milliseconds(5)))
+      follower = std::move(*f);
+    else
+      spdlog::warn("engine: run {}: no log follower ({}); cleanup will fold the run from the log", state.runId,
+                   f.error().message);
 
     std::uint64_t expected = 1;
     bool failed = false, stopped = false;
@@ -722,15 +740,32 @@ struct Engine::Impl {
   // and assume a tip may be on the pipette of the command that was in progress.
   Status cleanup(Executor& executor, const std::string& why, bool recovery, bool* ok) {
     if (auto st = flush(); !st) return st;
-    // Folded one event at a time as read: memory stays flat however long the run.
+    // Cleanup reads the fold of the committed log. The follower has folded it as it was
+    // committed, on its own connection and thread; it reads the tail now. Without one (or if
+    // it failed) the run is folded here, one event at a time as read: memory stays flat.
     std::vector<FoldIssue> issues;
     RunState folded;
-    if (auto st = log->forEachEvent(state.runId, [&](Event& e) -> Status {
-          apply(folded, std::move(e), &issues);
-          return {};
-        });
-        !st)
-      return st;
+    bool haveFold = false;
+    if (follower && !recovery) {
+      auto f = follower->finish();
+      follower.reset();
+      if (f && f->state.lastSeq == state.lastSeq) {
+        folded = std::move(f->state);
+        issues = std::move(f->issues);
+        haveFold = true;
+      } else {
+        spdlog::warn("engine: run {}: the log follower {}; folding the run from the log", state.runId,
+                     f ? "stopped at event " + std::to_string(f->state.lastSeq) + " of " + std::to_string(state.lastSeq)
+                       : "failed: " + f.error().message);
+      }
+    }
+    if (!haveFold)
+      if (auto st = log->forEachEvent(state.runId, [&](Event& e) -> Status {
+            apply(folded, std::move(e), &issues);
+            return {};
+          });
+          !st)
+        return st;
     json assumptions = json::array();
     if (recovery && folded.currentCommandId) {
       const json params = member(folded.currentCommand, "params", json::object());

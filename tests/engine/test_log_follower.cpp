@@ -1,0 +1,137 @@
+// The log follower: folds a run's committed events on its own thread and connection; what
+// it hands cleanup must be exactly the fold of the committed log.
+#include <doctest/doctest.h>
+
+#include <thread>
+
+#include "runrec/engine/event_log.hpp"
+#include "runrec/engine/log_follower.hpp"
+#include "runrec/engine/state.hpp"
+#include "support.hpp"
+
+using namespace runrec::engine;
+using nlohmann::json;
+
+namespace {
+
+std::unique_ptr<EventLog> openLog(const std::filesystem::path& p) {
+  auto log = EventLog::open(p);
+  REQUIRE_MESSAGE(log.has_value(), (log ? "" : log.error().message));
+  return std::move(*log);
+}
+
+// A small run: a pipette, a tip rack, then `n` pick-up/drop cycles, committed in batches of
+// `batch` events; the last batch is left uncommitted (the caller commits it).
+struct Writer {
+  EventLog& log;
+  std::string run;
+  std::int64_t seq = 0;
+  int inBatch = 0;
+  int batch;
+
+  void event(const std::string& type, json payload, const std::string& commandId = "") {
+    if (!log.inTransaction()) REQUIRE(log.begin());
+    REQUIRE(log.append({run, ++seq, type, nowTimestamp(), commandId, std::move(payload)}));
+    if (++inBatch == batch) commit();
+  }
+  void commit() {
+    if (log.inTransaction()) REQUIRE(log.commit());
+    inBatch = 0;
+  }
+  void command(const std::string& id, const std::string& type, json params, json result = json::object()) {
+    event(event::kCommandStarted,
+          {{"commandType", type}, {"params", params}, {"intent", "protocol"}, {"index", seq}}, id);
+    event(event::kCommandSucceeded, {{"result", result}}, id);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("the log follower hands over exactly the fold of the committed log, tail included") {
+  auto dir = runrec::test::tempDir("follower");
+  auto path = dir / "runs.db";
+  auto log = openLog(path);
+  REQUIRE(log->begin());
+  REQUIRE(log->createRun({"run-1", nowTimestamp(), "p", "abc", "sim"}, "p.json", "{}"));
+  REQUIRE(log->commit());
+
+  auto f = LogFollower::start(path, "run-1", std::chrono::milliseconds(1));
+  REQUIRE_MESSAGE(f.has_value(), (f ? "" : f.error().message));
+  auto& follower = **f;
+
+  Writer w{*log, "run-1", 0, 0, 7};
+  w.event(event::kRunCreated, {{"protocol", {{"name", "p"}}}, {"robot", "sim"}});
+  w.event(event::kRunStarted, json::object());
+  w.command("c1", "loadPipette", {{"pipetteName", "p300_single_gen2"}, {"mount", "left"}},
+            {{"pipetteId", "pip"}});
+  for (int i = 0; i < 200; ++i) {
+    std::string well = std::string(1, char('A' + i % 8)) + std::to_string(1 + i % 12);
+    w.command("t" + std::to_string(i), "comment", {{"message", "well " + well}});
+  }
+  w.commit();
+  // The follower gets there by itself (it reads every millisecond here).
+  for (int i = 0; i < 5000 && follower.foldedSeq() < w.seq; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  CHECK(follower.foldedSeq() == w.seq);
+
+  // A tail committed after its last read: finish() must fold it too.
+  w.batch = 1000;
+  w.command("last", "comment", {{"message", "tail"}});
+  w.event(event::kRunStopRequested, {{"requestedBy", "test"}});
+  w.commit();
+
+  auto handed = follower.finish();
+  REQUIRE_MESSAGE(handed.has_value(), (handed ? "" : handed.error().message));
+  std::vector<FoldIssue> issues;
+  auto all = log->events("run-1");
+  REQUIRE(all);
+  RunState expected = fold(*all, &issues);
+  CHECK(handed->state.lastSeq == w.seq);
+  CHECK(handed->state.lastSeq == expected.lastSeq);
+  CHECK(toJson(handed->state) == toJson(expected));
+  CHECK(handed->issues.size() == issues.size());
+  CHECK(handed->state.stopRequestedBy == "test");
+}
+
+TEST_CASE("the log follower reads only what is committed") {
+  auto dir = runrec::test::tempDir("follower");
+  auto path = dir / "runs.db";
+  auto log = openLog(path);
+  REQUIRE(log->begin());
+  REQUIRE(log->createRun({"run-1", nowTimestamp(), "p", "abc", "sim"}, "p.json", "{}"));
+  REQUIRE(log->commit());
+  auto f = LogFollower::start(path, "run-1", std::chrono::milliseconds(1));
+  REQUIRE(f);
+  Writer w{*log, "run-1", 0, 0, 1000};
+  w.event(event::kRunCreated, {{"protocol", {{"name", "p"}}}, {"robot", "sim"}});
+  w.event(event::kRunStarted, json::object());
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  CHECK((*f)->foldedSeq() == 0);  // still in the writer's open transaction
+  w.commit();
+  auto handed = (*f)->finish();
+  REQUIRE(handed);
+  CHECK(handed->state.lastSeq == 2);
+}
+
+TEST_CASE("a damaged event stops the log follower with an error naming it") {
+  auto dir = runrec::test::tempDir("follower");
+  auto path = dir / "runs.db";
+  auto log = openLog(path);
+  REQUIRE(log->begin());
+  REQUIRE(log->createRun({"run-1", nowTimestamp(), "p", "abc", "sim"}, "p.json", "{}"));
+  REQUIRE(log->append({"run-1", 1, event::kRunCreated, nowTimestamp(), "", json::object()}));
+  REQUIRE(log->append({"run-1", 2, event::kRunStarted, nowTimestamp(), "", json::object()}, "{\"torn\":"));
+  REQUIRE(log->commit());
+  auto f = LogFollower::start(path, "run-1", std::chrono::milliseconds(1));
+  REQUIRE(f);
+  auto handed = (*f)->finish();
+  REQUIRE_FALSE(handed.has_value());
+  CHECK(handed.error().code == ErrorCode::kCorrupt);
+  CHECK(handed.error().message.find("event 2") != std::string::npos);
+}
+
+TEST_CASE("a log follower cannot start on a file that is not there") {
+  auto dir = runrec::test::tempDir("follower");
+  auto f = LogFollower::start(dir / "missing.db", "run-1", std::chrono::milliseconds(1));
+  REQUIRE_FALSE(f.has_value());
+  CHECK(f.error().message.find("missing.db") != std::string::npos);
+}
