@@ -12,6 +12,7 @@ packages=(
   doctest-dev
   libcli11-dev
   libexpected-dev libssl-dev
+  libmimalloc-dev  # the runrec command allocates with mimalloc (README: why)
   python3 python3-zmq
   clang-14 libclang-rt-14-dev  # sanitizer builds and libFuzzer targets (docs/hardening.md)
   lld-14  # links the sanitizer builds (tools/build-sanitized.sh): 5x less CPU than GNU ld
