@@ -388,7 +388,7 @@ struct CommandClient::Impl {
 
   Status send(const nlohmann::json& command, std::optional<milliseconds> timeout) {
     std::string body;
-    if (!command.is_null()) body = command.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    if (!command.is_null()) dumpJson(command, body);
     return sendText(body, timeout);
   }
 

@@ -38,10 +38,101 @@ std::string_view typeName(MessageType type) {
   return "unknown";
 }
 
+void dumpJsonTo(const nlohmann::json& value, std::string& out);
+
 const std::string& dumpOrReplace(const nlohmann::json& value, std::string& out) {
-  // error_handler_t::replace: invalid UTF-8 becomes U+FFFD instead of throwing.
-  out = value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  out.clear();
+  dumpJsonTo(value, out);
   return out;
+}
+
+// nlohmann's own rendering of one value: dump(-1, ' ', false, replace), where invalid UTF-8
+// becomes U+FFFD instead of throwing.
+void appendNlohmann(const nlohmann::json& value, std::string& out) {
+  out += value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// The same text as appendNlohmann, without its per-character escaping state machine and
+// per-call output adapter: the engine encodes every event's payload, and nlohmann's dump
+// was ~10k instructions per event. Strings that need escaping or hold non-ASCII bytes, and
+// binary values, still go through nlohmann, so the output is byte-identical (tested).
+void dumpJsonTo(const nlohmann::json& value, std::string& out) {
+  using T = nlohmann::json::value_t;
+  switch (value.type()) {
+    case T::null:
+      out += "null";
+      return;
+    case T::boolean:
+      out += value.get_ref<const bool&>() ? "true" : "false";
+      return;
+    case T::number_integer:
+    case T::number_unsigned: {
+      char buf[24];
+      auto r = value.type() == T::number_integer
+                   ? std::to_chars(buf, buf + sizeof buf, value.get_ref<const nlohmann::json::number_integer_t&>())
+                   : std::to_chars(buf, buf + sizeof buf, value.get_ref<const nlohmann::json::number_unsigned_t&>());
+      out.append(buf, r.ptr);
+      return;
+    }
+    case T::number_float: {
+      const double x = value.get_ref<const double&>();
+      if (!std::isfinite(x)) {
+        out += "null";
+        return;
+      }
+      std::array<char, 64> buf;  // nlohmann's serializer: the same buffer and the same function
+      char* end = nlohmann::detail::to_chars(buf.data(), buf.data() + buf.size(), x);
+      out.append(buf.data(), end);
+      return;
+    }
+    case T::string: {
+      const auto& s = value.get_ref<const std::string&>();
+      for (unsigned char c : s)
+        if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') return appendNlohmann(value, out);
+      out += '"';
+      out += s;
+      out += '"';
+      return;
+    }
+    case T::array: {
+      out += '[';
+      bool first = true;
+      for (const auto& v : value.get_ref<const nlohmann::json::array_t&>()) {
+        if (!first) out += ',';
+        first = false;
+        dumpJsonTo(v, out);
+      }
+      out += ']';
+      return;
+    }
+    case T::object: {
+      out += '{';
+      bool first = true;
+      for (const auto& [k, v] : value.get_ref<const nlohmann::json::object_t&>()) {
+        if (!first) out += ',';
+        first = false;
+        bool plain = true;
+        for (unsigned char c : k)
+          if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') {
+            plain = false;
+            break;
+          }
+        if (plain) {
+          out += '"';
+          out += k;
+          out += '"';
+        } else {
+          appendNlohmann(nlohmann::json(k), out);
+        }
+        out += ':';
+        dumpJsonTo(v, out);
+      }
+      out += '}';
+      return;
+    }
+    default:  // binary, discarded
+      return appendNlohmann(value, out);
+  }
 }
 
 // Appends `s` as a JSON string literal. Plain ASCII (the usual run id) is copied directly.
@@ -685,5 +776,7 @@ Result<Message> decode(std::string_view frame) { return detail::decodeFrame(fram
 bool parseJson(std::string_view text, nlohmann::json& out, std::string& error) {
   return detail::parseJson(text, out, error);
 }
+
+void dumpJson(const nlohmann::json& value, std::string& out) { dumpJsonTo(value, out); }
 
 }  // namespace runrec::bus

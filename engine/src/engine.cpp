@@ -240,9 +240,7 @@ struct Engine::Impl {
     Event e{state.runId, state.lastSeq + 1, type, nowTimestamp(), commandId, std::move(payload)};
     // The payload is encoded once: the same text goes to the log and to subscribers.
     payloadText.clear();
-    nlohmann::detail::serializer<json> ser(nlohmann::detail::output_adapter<char>(payloadText), ' ',
-                                           json::error_handler_t::replace);
-    ser.dump(e.payload, false, false, 0);
+    bus::dumpJson(e.payload, payloadText);
     if (auto st = log->append(e, payloadText); !st) return st;
     // Live events: encoded now, published by flush() once committed.
     if (events) pendingEvents.emplace_back(bus::eventTopic(e.runId, e.type), encodeLiveEvent(e, payloadText));
@@ -453,7 +451,8 @@ struct Engine::Impl {
         Event e{state.runId, ++seq, event::kRunFinished, nowTimestamp(), "", std::move(fin)};
         if (auto a = log->append(e); !a) return a;
         apply(folded, e);
-        std::string text = e.payload.dump(-1, ' ', false, json::error_handler_t::replace);
+        std::string text;
+        bus::dumpJson(e.payload, text);
         appended.push_back({std::move(e), std::move(text)});
         if (auto c = log->commit(); !c) return c;
         state = std::move(folded);

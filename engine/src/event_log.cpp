@@ -427,7 +427,8 @@ Status EventLog::insertRunRow(const RunRow& run) {
 }
 
 Status EventLog::append(const Event& e) {
-  std::string payload = e.payload.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  std::string payload;
+  bus::dumpJson(e.payload, payload);
   return append(e, payload);
 }
 
