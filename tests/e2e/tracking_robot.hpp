@@ -9,6 +9,7 @@
 
 #include "runrec/hardware/sim_robot.hpp"
 #include "runrec/hardware/smoothie.hpp"
+#include "support/robot_wrapper.hpp"
 
 namespace runrec::test {
 
@@ -24,30 +25,22 @@ struct PhysicalTips {
   std::function<void(long)> onMove;
 };
 
-class TrackingRobot final : public hardware::Robot {
+class TrackingRobot final : public RobotWrapper {
  public:
   explicit TrackingRobot(std::shared_ptr<PhysicalTips> t,
                          std::unique_ptr<hardware::Robot> inner = std::make_unique<hardware::SimRobot>())
-      : inner_(std::move(inner)), sim_(*inner_), t_(std::move(t)) {}
+      : RobotWrapper(std::move(inner)), t_(std::move(t)) {}
   std::string describe() const override { return "sim (tracked)"; }
-  hardware::Status attachInstrument(hardware::Mount m, const hardware::PipetteSpec* s) override {
-    return sim_.attachInstrument(m, s);
-  }
-  hardware::Status home() override { return sim_.home(); }
   hardware::Status moveTo(hardware::Mount m, const hardware::Point& p, std::optional<double> speed) override {
     long n = ++t_->moves;
     if (t_->onMove) t_->onMove(n);
     if (n == t_->failAtMove)
       return hardware::fail(hardware::ErrorCode::kAlarm, "ALARM: Hard limit (injected on move " +
                                                              std::to_string(t_->failAtMove) + ")");
-    return sim_.moveTo(m, p, speed);
+    return inner().moveTo(m, p, speed);
   }
-  hardware::Status preparePlunger(hardware::Mount m) override { return sim_.preparePlunger(m); }
-  hardware::Status aspirate(hardware::Mount m, double v, double f) override { return sim_.aspirate(m, v, f); }
-  hardware::Status dispense(hardware::Mount m, double v, double f) override { return sim_.dispense(m, v, f); }
-  hardware::Status blowOut(hardware::Mount m, double f) override { return sim_.blowOut(m, f); }
   hardware::Status pickUpTip(hardware::Mount m, double len) override {
-    auto st = sim_.pickUpTip(m, len);
+    auto st = inner().pickUpTip(m, len);
     if (st) {
       t_->carried[idx(m)] = 1;
       t_->uncertain[idx(m)] = 0;
@@ -59,8 +52,8 @@ class TrackingRobot final : public hardware::Robot {
   }
   hardware::Status dropTip(hardware::Mount m) override {
     if (t_->carried[idx(m)] == 0 && t_->uncertain[idx(m)] == 0) t_->dropsWithoutTip++;
-    (void)sim_.assumeTip(m, 50);  // physically, an eject works whatever the robot believes
-    auto st = sim_.dropTip(m);
+    (void)inner().assumeTip(m, 50);  // physically, an eject works whatever the robot believes
+    auto st = inner().dropTip(m);
     t_->drops++;
     if (st) {
       t_->carried[idx(m)] = 0;
@@ -70,14 +63,9 @@ class TrackingRobot final : public hardware::Robot {
     }
     return st;
   }
-  hardware::Status assumeTip(hardware::Mount m, double len) override { return sim_.assumeTip(m, len); }
-  hardware::Status delay(double s) override { return sim_.delay(s); }
-  hardware::Result<hardware::Positions> positions() override { return sim_.positions(); }
 
  private:
   static int idx(hardware::Mount m) { return m == hardware::Mount::kLeft ? 0 : 1; }
-  std::unique_ptr<hardware::Robot> inner_;
-  hardware::Robot& sim_;
   std::shared_ptr<PhysicalTips> t_;
 };
 

@@ -8,10 +8,10 @@
 #include <chrono>
 
 #include "runrec/engine/engine.hpp"
-#include "runrec/hardware/sim_robot.hpp"
 #include "runrec/runner/runner.hpp"
 #include "runrec/runner/seed.hpp"
 #include "support.hpp"
+#include "support/robot_wrapper.hpp"
 
 using namespace runrec;
 using nlohmann::json;
@@ -26,36 +26,25 @@ struct Observed {
   long tipCallsUncommitted = 0;  // tip calls whose own commandStarted was not the last committed event
 };
 
-class CommitWatchingRobot final : public hardware::Robot {
+class CommitWatchingRobot final : public test::RobotWrapper {
  public:
   CommitWatchingRobot(std::filesystem::path db, Observed& seen) : db_(std::move(db)), seen_(seen) {}
   ~CommitWatchingRobot() override {
     if (conn_) sqlite3_close(conn_);
   }
   std::string describe() const override { return "sim (commit-watching)"; }
-  hardware::Status attachInstrument(hardware::Mount m, const hardware::PipetteSpec* s) override {
-    return sim_.attachInstrument(m, s);
-  }
-  hardware::Status home() override { return sim_.home(); }
   hardware::Status moveTo(hardware::Mount m, const hardware::Point& p, std::optional<double> speed) override {
     look(nullptr);
-    return sim_.moveTo(m, p, speed);
+    return inner().moveTo(m, p, speed);
   }
-  hardware::Status preparePlunger(hardware::Mount m) override { return sim_.preparePlunger(m); }
-  hardware::Status aspirate(hardware::Mount m, double v, double f) override { return sim_.aspirate(m, v, f); }
-  hardware::Status dispense(hardware::Mount m, double v, double f) override { return sim_.dispense(m, v, f); }
-  hardware::Status blowOut(hardware::Mount m, double f) override { return sim_.blowOut(m, f); }
   hardware::Status pickUpTip(hardware::Mount m, double len) override {
     look("pickUpTip");
-    return sim_.pickUpTip(m, len);
+    return inner().pickUpTip(m, len);
   }
   hardware::Status dropTip(hardware::Mount m) override {
     look("dropTip");
-    return sim_.dropTip(m);
+    return inner().dropTip(m);
   }
-  hardware::Status assumeTip(hardware::Mount m, double len) override { return sim_.assumeTip(m, len); }
-  hardware::Status delay(double s) override { return sim_.delay(s); }
-  hardware::Result<hardware::Positions> positions() override { return sim_.positions(); }
 
  private:
   // The last committed event of the newest run: its type and, for a commandStarted, the
@@ -85,7 +74,6 @@ class CommitWatchingRobot final : public hardware::Robot {
   std::filesystem::path db_;
   Observed& seen_;
   sqlite3* conn_ = nullptr;
-  hardware::SimRobot sim_;
 };
 
 struct Ran {
