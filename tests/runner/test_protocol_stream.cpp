@@ -22,6 +22,18 @@ fs::path write(const fs::path& path, const std::string& text) {
   return path;
 }
 
+// The JSON protocols to stream: a seed written into `dir`, and every v6-v8 protocol of the
+// shared reference data (when it is there).
+std::vector<fs::path> protocolFiles(const fs::path& dir) {
+  std::vector<fs::path> files = {write(dir / "seed.json", makeSeedProtocol(50).dump(2))};
+  if (auto shared = test::requireShared()) {
+    for (const char* v : {"v6", "v7", "v8"})
+      for (const auto& e : fs::directory_iterator(*shared / "protocols" / "json" / v))
+        if (e.path().extension() == ".json") files.push_back(e.path());
+  }
+  return files;
+}
+
 // Sets an environment variable for the life of the object, then puts the old value back.
 class ScopedEnv {
  public:
@@ -52,14 +64,7 @@ std::vector<json> streamed(const Protocol& protocol) {
 }
 
 TEST_CASE("OpenProtocolGivesTheSameCommandsAsLoadProtocolWithoutHoldingThem") {
-  auto dir = test::tempDir("protocol-stream");
-  std::vector<fs::path> files = {write(dir / "seed.json", makeSeedProtocol(50).dump(2))};
-  if (auto shared = test::requireShared()) {
-    for (const char* v : {"v6", "v7", "v8"})
-      for (const auto& e : fs::directory_iterator(*shared / "protocols" / "json" / v))
-        if (e.path().extension() == ".json") files.push_back(e.path());
-  }
-  for (const auto& path : files) {
+  for (const auto& path : protocolFiles(test::tempDir("protocol-stream"))) {
     CAPTURE(path);
     auto whole = loadProtocol(path);
     auto open = openProtocol(path);
@@ -182,14 +187,7 @@ TEST_CASE("OpenProtocolNamesAMissingFileAsLoadProtocolDoes") {
 }
 
 TEST_CASE("ForEachCommandTextGivesEachValidatedCommandAsTheTextTheBusWouldWrite") {
-  auto dir = test::tempDir("protocol-stream-text");
-  std::vector<fs::path> files = {write(dir / "seed.json", makeSeedProtocol(50).dump(2))};
-  if (auto shared = test::requireShared()) {
-    for (const char* v : {"v6", "v7", "v8"})
-      for (const auto& e : fs::directory_iterator(*shared / "protocols" / "json" / v))
-        if (e.path().extension() == ".json") files.push_back(e.path());
-  }
-  for (const auto& path : files) {
+  for (const auto& path : protocolFiles(test::tempDir("protocol-stream-text"))) {
     CAPTURE(path);
     auto whole = loadProtocol(path);
     auto open = openProtocol(path);
