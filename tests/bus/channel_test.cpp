@@ -8,6 +8,7 @@
 #include <thread>
 #include <zmq.hpp>
 
+#include "raw_engine.hpp"
 #include "support.hpp"
 #include "test_engine.hpp"
 
@@ -313,30 +314,14 @@ TEST_CASE("AMalformedFrameIsReportedAndTheServerKeepsWorking") {
 TEST_CASE("AMalformedOutcomeIsReportedToTheRunner") {
   // A fake engine on raw sockets (PULL for commands, ROUTER for outcomes) answers badly.
   Context ctx;
-  auto e = freshEndpoint(Transport::kInproc);
-  auto out = outcomeEndpoint(e).value();
-  zmq::socket_t pull(ctx.zmq(), zmq::socket_type::pull);
-  zmq::socket_t router(ctx.zmq(), zmq::socket_type::router);
-  pull.set(zmq::sockopt::linger, 0);
-  router.set(zmq::sockopt::linger, 0);
-  pull.bind(e);
-  router.bind(out);
-  auto client = connectOrFail(ctx, e, withHwm(2));
+  RawEngine engine(ctx);
+  auto client = connectOrFail(ctx, engine.endpoint, withHwm(2));
   std::thread fake([&] {
-    zmq::message_t m;
-    (void)pull.recv(m);  // kOpen
-    const auto open = nlohmann::json::parse(m.to_string());
-    const std::string to = open["replyTo"];
-    const std::uint64_t openSeq = open["seq"];  // opened echoes the seq of its open
-    auto sendTo = [&](const std::string& frame) {
-      router.send(zmq::buffer(to), zmq::send_flags::sndmore);
-      router.send(zmq::buffer(frame));
-    };
-    sendTo(encode(Message{MessageType::kOpened, "r1", openSeq, {{"runId", "r1"}}}));
-    (void)pull.recv(m);  // command 1
-    sendTo(R"({"v":1,"type":"outcome","runId":"r1","seq":1})");
-    sendTo(encode(Message{MessageType::kOutcome, "other-run", 1, {}}));
-    sendTo(encode(Message{MessageType::kOutcome, "r1", 7, {}}));
+    engine.acceptOpen("r1");
+    (void)engine.receive();  // command 1
+    engine.reply(R"({"v":1,"type":"outcome","runId":"r1","seq":1})");
+    engine.reply(encode(Message{MessageType::kOutcome, "other-run", 1, {}}));
+    engine.reply(encode(Message{MessageType::kOutcome, "r1", 7, {}}));
   });
   REQUIRE(client->open({}, 5s).value() == "r1");
   REQUIRE(client->send(command(1)));

@@ -5,8 +5,8 @@
 #include <chrono>
 #include <thread>
 #include <vector>
-#include <zmq.hpp>
 
+#include "raw_engine.hpp"
 #include "support.hpp"
 #include "test_engine.hpp"
 
@@ -16,28 +16,13 @@ using namespace std::chrono_literals;
 
 TEST_CASE("SendJsonSendsTheFrameSendWritesForTheSameCommand") {
   Context ctx;
-  auto e = freshEndpoint(Transport::kInproc);
-  auto out = outcomeEndpoint(e).value();
-  zmq::socket_t pull(ctx.zmq(), zmq::socket_type::pull);
-  zmq::socket_t router(ctx.zmq(), zmq::socket_type::router);
-  pull.set(zmq::sockopt::linger, 0);
-  router.set(zmq::sockopt::linger, 0);
-  pull.bind(e);
-  router.bind(out);
-  auto client = CommandClient::connect(ctx, e, ChannelOptions{.hwm = 4, .linger = 500ms});
+  RawEngine engine(ctx);
+  auto client = CommandClient::connect(ctx, engine.endpoint, ChannelOptions{.hwm = 4, .linger = 500ms});
   REQUIRE(client);
   std::vector<std::string> frames;
   std::thread fake([&] {
-    zmq::message_t m;
-    (void)pull.recv(m);  // kOpen
-    const auto open = nlohmann::json::parse(m.to_string());
-    const std::string to = open["replyTo"];
-    router.send(zmq::buffer(to), zmq::send_flags::sndmore);
-    router.send(zmq::buffer(encode(Message{MessageType::kOpened, "r1", open["seq"], {{"runId", "r1"}}})));
-    for (int i = 0; i < 2; ++i) {
-      (void)pull.recv(m);
-      frames.push_back(m.to_string());
-    }
+    engine.acceptOpen("r1");
+    for (int i = 0; i < 2; ++i) frames.push_back(engine.receive());
   });
   REQUIRE((*client)->open({}, 5s).value() == "r1");
   const nlohmann::json command = {
