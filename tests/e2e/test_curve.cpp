@@ -17,6 +17,7 @@
 #include "runrec/hardware/sim_robot.hpp"
 #include "runrec/runner/seed.hpp"
 #include "support.hpp"
+#include "support/live_events.hpp"
 
 using namespace runrec;
 using namespace std::chrono_literals;
@@ -74,43 +75,10 @@ struct SecureEngine {
     if (eng) eng->requestShutdown();
   }
   runner::RunResult run(int touches) {
-    auto protocol = runner::parseProtocol(runner::makeSeedProtocol(touches).dump(), "curve.json");
-    REQUIRE(protocol.has_value());
-    auto client = bus::CommandClient::connect(ctx, endpoint, bus::ChannelOptions{});
-    REQUIRE(client.has_value());
-    runner::RunOptions ro;
-    ro.timeout = std::chrono::seconds(60);
-    auto result = runner::runProtocol(**client, *protocol, ro);
+    auto result =
+        test::runOverBus(ctx, endpoint, runner::makeSeedProtocol(touches), "curve.json", std::chrono::seconds(60));
     REQUIRE_MESSAGE(result.has_value(), (result ? "" : result.error().message));
     return *result;
-  }
-};
-
-// Follows every run from `ctx`, collecting events, until stopped or a runFinished.
-struct Follower {
-  std::unique_ptr<bus::EventSubscriber> sub;
-  std::vector<json> got;
-  bus::Status result;
-  std::thread thread;
-  Follower(bus::Context& ctx, const std::string& ep, std::optional<bus::CurveClientKeys> keys,
-           std::chrono::milliseconds requestTimeout) {
-    bus::SubscribeOptions o;
-    o.follow = true;
-    o.curve = std::move(keys);
-    o.requestTimeout = requestTimeout;
-    auto s = bus::EventSubscriber::connect(ctx, ep, o);
-    REQUIRE_MESSAGE(s.has_value(), (s ? "" : s.error().message));
-    sub = std::move(*s);
-    thread = std::thread([this] {
-      result = sub->run([this](const bus::RunEvent& e, const json& body) {
-        got.push_back(body);
-        return e.type != "runFinished";
-      });
-    });
-  }
-  ~Follower() {
-    sub->stop();
-    if (thread.joinable()) thread.join();
   }
 };
 
@@ -196,7 +164,7 @@ TEST_CASE("curve: an authorised client gets every event live and from history") 
   REQUIRE(keys.has_value());
   bus::Context clientCtx;
   // Live: subscribed before the run.
-  Follower live(clientCtx, e.events, *keys, 5s);
+  test::EventFollower live(clientCtx, e.events, {.requestTimeout = 5s, .curve = *keys});
   std::this_thread::sleep_for(300ms);  // the subscription reaches the engine
   auto result = e.run(20);
   CHECK(result.succeeded());
@@ -264,7 +232,7 @@ TEST_CASE("curve: a client without keys or with an unknown key gets nothing") {
   }
   SUBCASE("the subscriber library reports a timeout, having delivered nothing") {
     bus::Context ctx;
-    Follower f(ctx, e.events, unknown, 1500ms);
+    test::EventFollower f(ctx, e.events, {.requestTimeout = 1500ms, .curve = unknown});
     f.thread.join();
     REQUIRE(!f.result.has_value());
     CHECK(codeIs(f.result.error(), bus::ErrorCode::kTimeout));

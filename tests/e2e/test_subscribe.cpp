@@ -24,6 +24,7 @@
 #include "runrec/hardware/sim_robot.hpp"
 #include "runrec/runner/seed.hpp"
 #include "support.hpp"
+#include "support/live_events.hpp"
 
 extern char** environ;
 
@@ -67,23 +68,11 @@ struct EventEngine {
     if (eng) eng->requestShutdown();
   }
   runner::RunResult run(const json& protocolJson) {
-    auto protocol = runner::parseProtocol(protocolJson.dump(), "sub.json");
-    REQUIRE(protocol.has_value());
-    auto client = bus::CommandClient::connect(ctx, endpoint, bus::ChannelOptions{});
-    REQUIRE(client.has_value());
-    runner::RunOptions ro;
-    ro.timeout = std::chrono::seconds(60);
-    auto result = runner::runProtocol(**client, *protocol, ro);
+    auto result = test::runOverBus(ctx, endpoint, protocolJson, "sub.json", std::chrono::seconds(60));
     REQUIRE_MESSAGE(result.has_value(), (result ? "" : result.error().message));
     return *result;
   }
-  std::vector<engine::Event> logged(const std::string& runId) {
-    auto log = engine::EventLog::open(db, engine::LogOptions{engine::Sync::kNormal, true, false});
-    REQUIRE(log.has_value());
-    auto ev = (*log)->events(runId);
-    REQUIRE(ev.has_value());
-    return *ev;
-  }
+  std::vector<engine::Event> logged(const std::string& runId) { return test::loggedEvents(db, runId); }
 };
 
 // Checks that `got` is exactly the log's events of the run: same seqs, types and bodies.
@@ -99,36 +88,6 @@ void checkSameAsLog(const std::vector<json>& got, const std::vector<engine::Even
     }
   }
 }
-
-struct Follower {
-  std::unique_ptr<bus::EventSubscriber> sub;
-  std::vector<json> got;
-  std::atomic<std::size_t> received{0};  // got.size(), readable from other threads
-  std::string runId;
-  bus::Status result;
-  std::thread thread;
-  Follower(bus::Context& ctx, const std::string& ep, std::chrono::milliseconds sleepPerEvent, int rcvhwm) {
-    bus::SubscribeOptions o;
-    o.follow = true;  // every run: we learn the run id from its events
-    o.rcvhwm = rcvhwm;
-    auto s = bus::EventSubscriber::connect(ctx, ep, o);
-    REQUIRE_MESSAGE(s.has_value(), (s ? "" : s.error().message));
-    sub = std::move(*s);
-    thread = std::thread([this, sleepPerEvent] {
-      result = sub->run([this, sleepPerEvent](const bus::RunEvent& e, const json& body) {
-        if (sleepPerEvent.count() > 0) std::this_thread::sleep_for(sleepPerEvent);
-        runId = e.runId;
-        got.push_back(body);
-        ++received;
-        return e.type != "runFinished";
-      });
-    });
-  }
-  ~Follower() {
-    sub->stop();
-    if (thread.joinable()) thread.join();
-  }
-};
 
 pid_t spawn(const std::vector<std::string>& args, const std::filesystem::path& out) {
   std::vector<char*> argv;
@@ -171,11 +130,12 @@ std::vector<json> jsonLines(const std::string& text) {
 TEST_CASE("four subscribers, one slow: each ends with every event of the run, in order, exactly once") {
   // Small HWMs on both sides so the slow subscriber really falls behind and must backfill.
   EventEngine e("four", /*eventsHwm=*/50);
-  std::vector<std::unique_ptr<Follower>> subs;
+  std::vector<std::unique_ptr<test::EventFollower>> subs;
   // The slow one takes longer per event than the engine does, in any build.
   const std::chrono::milliseconds slow{test::rounds(5, 10)};
   for (int i = 0; i < 4; ++i)
-    subs.push_back(std::make_unique<Follower>(e.ctx, e.events, i == 3 ? slow : 0ms, 50));
+    subs.push_back(std::make_unique<test::EventFollower>(e.ctx, e.events, bus::SubscribeOptions{.rcvhwm = 50},
+                                                         i == 3 ? slow : 0ms));
   std::this_thread::sleep_for(300ms);  // subscriptions reach the engine
   auto started = std::chrono::steady_clock::now();
   auto result = e.run(runner::makeSeedProtocol(1000));

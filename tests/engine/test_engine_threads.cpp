@@ -17,6 +17,7 @@
 #include "runrec/runner/runner.hpp"
 #include "runrec/runner/seed.hpp"
 #include "support.hpp"
+#include "support/live_events.hpp"
 
 using namespace runrec;
 using namespace std::chrono_literals;
@@ -55,52 +56,14 @@ struct ThreadedEngine {
     if (eng) eng->requestShutdown();
   }
   runner::Result<runner::RunResult> run(const json& protocolJson) {
-    auto protocol = runner::parseProtocol(protocolJson.dump(), "threads.json");
-    REQUIRE(protocol.has_value());
-    auto client = bus::CommandClient::connect(ctx, endpoint, bus::ChannelOptions{});
-    REQUIRE(client.has_value());
-    runner::RunOptions ro;
-    ro.timeout = std::chrono::seconds(120);
-    return runner::runProtocol(**client, *protocol, ro);
+    return test::runOverBus(ctx, endpoint, protocolJson, "threads.json", std::chrono::seconds(120));
   }
   json ask(const std::string& action, const std::string& who = "threads-test") {
     auto a = bus::controlRequest(ctx, control, {{"action", action}, {"requestedBy", who}}, 30s);
     REQUIRE_MESSAGE(a.has_value(), (a ? "" : a.error().message));
     return *a;
   }
-  std::vector<engine::Event> logged(const std::string& runId) {
-    auto log = engine::EventLog::open(db, engine::LogOptions{engine::Sync::kNormal, true, false});
-    REQUIRE(log.has_value());
-    auto ev = (*log)->events(runId);
-    REQUIRE(ev.has_value());
-    return *ev;
-  }
-};
-
-// Follows every run's live events on its own thread until the first runFinished.
-struct Follower {
-  std::unique_ptr<bus::EventSubscriber> sub;
-  std::vector<json> got;
-  bus::Status result;
-  std::thread thread;
-  Follower(bus::Context& ctx, const std::string& ep) {
-    bus::SubscribeOptions o;
-    o.follow = true;
-    o.rcvhwm = 50;  // small: the follower may fall behind and backfill from history
-    auto s = bus::EventSubscriber::connect(ctx, ep, o);
-    REQUIRE_MESSAGE(s.has_value(), (s ? "" : s.error().message));
-    sub = std::move(*s);
-    thread = std::thread([this] {
-      result = sub->run([this](const bus::RunEvent& e, const json& body) {
-        got.push_back(body);
-        return e.type != "runFinished";
-      });
-    });
-  }
-  ~Follower() {
-    sub->stop();
-    if (thread.joinable()) thread.join();
-  }
+  std::vector<engine::Event> logged(const std::string& runId) { return test::loggedEvents(db, runId); }
 };
 
 void checkSameAsLog(const std::vector<json>& got, const std::vector<engine::Event>& log) {
@@ -115,7 +78,8 @@ void checkSameAsLog(const std::vector<json>& got, const std::vector<engine::Even
 
 TEST_CASE("control, live events and history from other threads while the writer thread runs a protocol") {
   ThreadedEngine e("all");
-  Follower follower(e.ctx, e.events);
+  // A small HWM: the follower may fall behind and backfill from history.
+  test::EventFollower follower(e.ctx, e.events, {.rcvhwm = 50});
   std::this_thread::sleep_for(200ms);  // the subscription reaches the engine
 
   std::atomic<bool> done{false};
