@@ -16,28 +16,37 @@
 
 namespace runrec::test {
 
-PipelineRun runInProcess(const nlohmann::json& protocolJson, const std::filesystem::path& db, int hwm) {
+InProcessEngine::InProcessEngine(const std::filesystem::path& db, const std::string& name, int hwm) {
   static int counter = 0;
-  auto protocol = runner::parseProtocol(protocolJson.dump(), "test-protocol.json");
-  REQUIRE_MESSAGE(protocol.has_value(), (protocol ? "" : protocol.error().message));
-  bus::Context ctx;
   engine::EngineOptions eo;
   eo.dbPath = db;
-  eo.endpoint = "inproc://e2e-" + std::to_string(::getpid()) + "-" + std::to_string(++counter);
+  eo.endpoint = "inproc://" + name + "-" + std::to_string(::getpid()) + "-" + std::to_string(++counter);
   eo.channel.hwm = hwm;
   eo.maxRuns = 1;
-  auto eng = engine::Engine::create(ctx, eo, std::make_unique<hardware::SimRobot>());
-  REQUIRE_MESSAGE(eng.has_value(), (eng ? "" : eng.error().message));
-  (*eng)->start();
-  auto client = bus::CommandClient::connect(ctx, eo.endpoint, eo.channel);
-  REQUIRE(client.has_value());
+  auto created = engine::Engine::create(ctx, eo, std::make_unique<hardware::SimRobot>());
+  REQUIRE_MESSAGE(created.has_value(), (created ? "" : created.error().message));
+  eng = std::move(*created);
+  eng->start();
+  auto c = bus::CommandClient::connect(ctx, eo.endpoint, eo.channel);
+  REQUIRE(c.has_value());
+  client = std::move(*c);
+}
+
+void InProcessEngine::finish() {
+  client.reset();
+  REQUIRE(eng->wait());
+}
+
+PipelineRun runInProcess(const nlohmann::json& protocolJson, const std::filesystem::path& db, int hwm) {
+  auto protocol = runner::parseProtocol(protocolJson.dump(), "test-protocol.json");
+  REQUIRE_MESSAGE(protocol.has_value(), (protocol ? "" : protocol.error().message));
+  InProcessEngine e(db, "e2e", hwm);
   runner::RunOptions ro;
   ro.timeout = std::chrono::seconds(60);
-  auto result = runner::runProtocol(**client, *protocol, ro);
+  auto result = runner::runProtocol(*e.client, *protocol, ro);
   REQUIRE_MESSAGE(result.has_value(), (result ? "" : result.error().message));
-  client->reset();
-  REQUIRE((*eng)->wait());
-  eng->reset();
+  e.finish();
+  e.eng.reset();
   auto log = engine::EventLog::open(db, engine::LogOptions{engine::Sync::kNormal, true, false});
   REQUIRE(log.has_value());
   auto detail = recorder::runDetail(**log, result->runId, true);

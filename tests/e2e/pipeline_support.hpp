@@ -3,12 +3,28 @@
 #pragma once
 
 #include <filesystem>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "runrec/bus/channel.hpp"
+#include "runrec/engine/engine.hpp"
 #include "runrec/runner/runner.hpp"
 
 namespace runrec::test {
+
+// A real engine (SimRobot, one run, logging to `db`) started on a fresh inproc endpoint named
+// after `name`, and a runner's client connected to it. The engine and the client are the
+// test thread's; the engine may also be asked to stop from another thread.
+struct InProcessEngine {
+  bus::Context ctx;
+  std::unique_ptr<engine::Engine> eng;
+  std::unique_ptr<bus::CommandClient> client;
+
+  InProcessEngine(const std::filesystem::path& db, const std::string& name, int hwm = bus::kDefaultHwm);
+  // After the run: the client goes, and the engine, its one run served, ends cleanly.
+  void finish();
+};
 
 struct PipelineRun {
   runner::RunResult result;

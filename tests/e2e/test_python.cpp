@@ -2,7 +2,6 @@
 // calls go over the bus to a real engine, and the log shows what happened.
 #include <doctest/doctest.h>
 #include <sqlite3.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <fstream>
@@ -12,7 +11,6 @@
 
 #include "pipeline_support.hpp"
 #include "runrec/engine/engine.hpp"
-#include "runrec/hardware/sim_robot.hpp"
 #include "runrec/runner/python.hpp"
 #include "support.hpp"
 
@@ -30,29 +28,17 @@ struct PyRun {
 PyRun runPython(const std::string& text, const std::string& name, int hwm = 16,
                 runrec::runner::PythonRunOptions options = {},
                 std::function<void(runrec::engine::Engine&)> during = nullptr) {
-  static int counter = 0;
   auto protocol = runrec::runner::parsePythonProtocol(text, name);
   REQUIRE_MESSAGE(protocol.has_value(), (protocol ? "" : protocol.error().message));
   auto db = runrec::test::tempDir("python") / "log.db";
-  runrec::bus::Context ctx;
-  runrec::engine::EngineOptions eo;
-  eo.dbPath = db;
-  eo.endpoint = "inproc://py-" + std::to_string(::getpid()) + "-" + std::to_string(++counter);
-  eo.channel.hwm = hwm;
-  eo.maxRuns = 1;
-  auto eng = runrec::engine::Engine::create(ctx, eo, std::make_unique<runrec::hardware::SimRobot>());
-  REQUIRE_MESSAGE(eng.has_value(), (eng ? "" : eng.error().message));
-  (*eng)->start();
-  auto client = runrec::bus::CommandClient::connect(ctx, eo.endpoint, eo.channel);
-  REQUIRE(client.has_value());
+  runrec::test::InProcessEngine e(db, "py", hwm);
   options.timeout = std::chrono::seconds(120);
   std::thread helper;
-  if (during) helper = std::thread([&] { during(**eng); });
-  auto result = runrec::runner::runPythonProtocol(**client, *protocol, options);
+  if (during) helper = std::thread([&] { during(*e.eng); });
+  auto result = runrec::runner::runPythonProtocol(*e.client, *protocol, options);
   if (helper.joinable()) helper.join();
   REQUIRE_MESSAGE(result.has_value(), (result ? "" : result.error().message));
-  client->reset();
-  REQUIRE((*eng)->wait());
+  e.finish();
   return {*result, db};
 }
 

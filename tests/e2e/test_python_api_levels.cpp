@@ -1,7 +1,6 @@
 // Python protocols follow the API level they ask for where Opentrons' motion differs by
 // level (touch-tip points), and a stop interrupts a protocol sleeping in time.sleep().
 #include <doctest/doctest.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -12,8 +11,6 @@
 #include <vector>
 
 #include "pipeline_support.hpp"
-#include "runrec/engine/engine.hpp"
-#include "runrec/hardware/sim_robot.hpp"
 #include "runrec/runner/python.hpp"
 #include "support.hpp"
 
@@ -117,29 +114,19 @@ def run(ctx):
 )",
                                                       "sleepy.py");
   REQUIRE_MESSAGE(protocol.has_value(), (protocol ? "" : protocol.error().message));
-  runrec::bus::Context ctx;
-  runrec::engine::EngineOptions eo;
-  eo.dbPath = runrec::test::tempDir("pysleep") / "log.db";
-  eo.endpoint = "inproc://pysleep-" + std::to_string(::getpid());
-  eo.maxRuns = 1;
-  auto eng = runrec::engine::Engine::create(ctx, eo, std::make_unique<runrec::hardware::SimRobot>());
-  REQUIRE_MESSAGE(eng.has_value(), (eng ? "" : eng.error().message));
-  (*eng)->start();
-  auto client = runrec::bus::CommandClient::connect(ctx, eo.endpoint, eo.channel);
-  REQUIRE(client.has_value());
+  runrec::test::InProcessEngine e(runrec::test::tempDir("pysleep") / "log.db", "pysleep");
   auto start = std::chrono::steady_clock::now();
   std::thread helper([&] {
     for (int i = 0; i < 6000 && !idle.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    (*eng)->requestStop("test");
+    e.eng->requestStop("test");
     std::this_thread::sleep_for(std::chrono::seconds(1));  // as runrec run: the engine ends the run first
     stop.store(true);
   });
-  auto result = runrec::runner::runPythonProtocol(**client, *protocol, options);
+  auto result = runrec::runner::runPythonProtocol(*e.client, *protocol, options);
   helper.join();
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   REQUIRE_MESSAGE(result.has_value(), (result ? "" : result.error().message));
-  client->reset();
-  REQUIRE((*eng)->wait());
+  e.finish();
   CHECK(idle.load());
   CHECK(result->summary.value("status", "") == "stopped");
   // A 60 s sleep, stopped about a second in: it must not have run to its end.
