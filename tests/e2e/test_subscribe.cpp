@@ -75,20 +75,6 @@ struct EventEngine {
   std::vector<engine::Event> logged(const std::string& runId) { return test::loggedEvents(db, runId); }
 };
 
-// Checks that `got` is exactly the log's events of the run: same seqs, types and bodies.
-void checkSameAsLog(const std::vector<json>& got, const std::vector<engine::Event>& log) {
-  REQUIRE(got.size() == log.size());
-  for (std::size_t i = 0; i < log.size(); ++i) {
-    CAPTURE(i);
-    CHECK(got[i]["seq"] == log[i].seq);
-    CHECK(got[i]["type"] == log[i].type);
-    if (got[i] != bus::eventJson(engine::toRunEvent(log[i]))) {
-      CHECK(got[i].dump() == bus::encodeEvent(engine::toRunEvent(log[i])));
-      break;
-    }
-  }
-}
-
 pid_t spawn(const std::vector<std::string>& args, const std::filesystem::path& out) {
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
@@ -149,7 +135,7 @@ TEST_CASE("four subscribers, one slow: each ends with every event of the run, in
     CAPTURE(i);
     REQUIRE_MESSAGE(subs[i]->result.has_value(), (subs[i]->result ? "" : subs[i]->result.error().message));
     CHECK(subs[i]->runId == result.runId);
-    checkSameAsLog(subs[i]->got, log);
+    test::checkSameAsLog(subs[i]->got, log);
     auto st = subs[i]->sub->stats();
     MESSAGE("subscriber " << i << ": live " << st.fromLive << ", history " << st.fromHistory << ", gaps " << st.gaps
                           << ", duplicates " << st.duplicates);
@@ -176,7 +162,7 @@ TEST_CASE("a subscriber that joins after the run reads it all from history; from
       return true;
     });
     REQUIRE(st.has_value());
-    checkSameAsLog(got, std::vector<engine::Event>(log.begin() + (from - 1), log.end()));
+    test::checkSameAsLog(got, std::vector<engine::Event>(log.begin() + (from - 1), log.end()));
   }
 }
 
@@ -253,10 +239,10 @@ TEST_CASE("runrec subscribe prints the run as JSON Lines; an unknown run is exit
   auto log = e.logged(r.runId);
   auto p = test::runrec("subscribe --connect " + e.events + " --run " + r.runId.substr(0, 8));
   REQUIRE_MESSAGE(p.exitCode == 0, p.err);
-  checkSameAsLog(jsonLines(p.out), log);
+  test::checkSameAsLog(jsonLines(p.out), log);
   auto last = test::runrec("subscribe --connect " + e.events + " --run last --from-seq 5 --follow");
   REQUIRE_MESSAGE(last.exitCode == 0, last.err);
-  checkSameAsLog(jsonLines(last.out), std::vector<engine::Event>(log.begin() + 4, log.end()));
+  test::checkSameAsLog(jsonLines(last.out), std::vector<engine::Event>(log.begin() + 4, log.end()));
   auto unknown = test::runrec("subscribe --connect " + e.events + " --run zzzz");
   CHECK(unknown.exitCode == 2);
   CHECK(unknown.err.find("unknown run \"zzzz\"") != std::string::npos);
@@ -278,9 +264,9 @@ TEST_CASE("the Python example follows a run live (pyzmq, no runrec code)") {
   auto r = e.run(runner::makeSeedProtocol(300));
   int rc = waitFor(pid, 30s);
   CHECK(rc == 0);
-  checkSameAsLog(jsonLines(test::readText(out)), e.logged(r.runId));
+  test::checkSameAsLog(jsonLines(test::readText(out)), e.logged(r.runId));
   // And a run that is over: read from history alone.
   pid = spawn({python, script, e.events, "last"}, out);
   CHECK(waitFor(pid, 30s) == 0);
-  checkSameAsLog(jsonLines(test::readText(out)), e.logged(r.runId));
+  test::checkSameAsLog(jsonLines(test::readText(out)), e.logged(r.runId));
 }

@@ -66,14 +66,6 @@ struct ThreadedEngine {
   std::vector<engine::Event> logged(const std::string& runId) { return test::loggedEvents(db, runId); }
 };
 
-void checkSameAsLog(const std::vector<json>& got, const std::vector<engine::Event>& log) {
-  REQUIRE(got.size() == log.size());
-  for (std::size_t i = 0; i < log.size(); ++i) {
-    CAPTURE(i);
-    REQUIRE(got[i] == bus::eventJson(engine::toRunEvent(log[i])));
-  }
-}
-
 }  // namespace
 
 TEST_CASE("control, live events and history from other threads while the writer thread runs a protocol") {
@@ -139,7 +131,7 @@ TEST_CASE("control, live events and history from other threads while the writer 
   follower.thread.join();
   REQUIRE_MESSAGE(follower.result.has_value(), (follower.result ? "" : follower.result.error().message));
   auto log = e.logged(result->runId);
-  checkSameAsLog(follower.got, log);
+  test::checkSameAsLog(follower.got, log);
   int paused = 0, resumed = 0;
   for (auto& ev : log) {
     paused += ev.type == "runPaused" && ev.payload["requestedBy"] == "threads-test";

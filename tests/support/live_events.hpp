@@ -1,6 +1,6 @@
 // Helpers for tests that watch a real engine's events, shared by test_engine and test_e2e: a
 // follower collecting every live event on a thread of its own, a protocol run over the
-// command channel, and what the log holds for a run.
+// command channel, what the log holds for a run, and a check that the two agree.
 #pragma once
 
 #include <doctest/doctest.h>
@@ -18,6 +18,7 @@
 #include "runrec/bus/channel.hpp"
 #include "runrec/bus/events.hpp"
 #include "runrec/engine/event_log.hpp"
+#include "runrec/engine/history.hpp"
 #include "runrec/runner/runner.hpp"
 
 namespace runrec::test {
@@ -79,6 +80,20 @@ inline std::vector<engine::Event> loggedEvents(const std::filesystem::path& db, 
   auto ev = (*log)->events(runId);
   REQUIRE(ev.has_value());
   return *ev;
+}
+
+// Checks that `got` is exactly the log's events of the run, in order: same seqs, types and
+// bodies (as bus::eventJson gives them). Stops at the first event that differs.
+inline void checkSameAsLog(const std::vector<nlohmann::json>& got, const std::vector<engine::Event>& log) {
+  REQUIRE(got.size() == log.size());
+  for (std::size_t i = 0; i < log.size(); ++i) {
+    CAPTURE(i);
+    CHECK(got[i]["seq"] == log[i].seq);
+    CHECK(got[i]["type"] == log[i].type);
+    const nlohmann::json expected = bus::eventJson(engine::toRunEvent(log[i]));
+    CHECK(got[i] == expected);
+    if (got[i] != expected) break;
+  }
 }
 
 }  // namespace runrec::test
