@@ -7,10 +7,12 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <thread>
@@ -18,7 +20,7 @@
 namespace runrec::hardware {
 namespace {
 
-constexpr std::array<double, VirtualSmoothie::kAxes> kHomed{218, 19, 19, 418, 353, 218};
+constexpr std::array<double, VirtualSmoothie::kAxes> kBoardHomed{218, 19, 19, 418, 353, 218};
 constexpr double kLimitSlack = 0.5;  // mm past the homed position before the switch trips
 
 int axisIndex(char c) {
@@ -33,63 +35,70 @@ int axisIndex(char c) {
   }
 }
 
-constexpr char kAxisNames[] = "ABCXYZ";
+constexpr char kBoardAxisNames[] = "ABCXYZ";
+
+// Plain decimals ("-3.525", "218", "0.005"): what every driver line carries. With at most
+// 15 digits the digits are an exact integer m and, with k <= 22 decimals, 10^k is exact
+// too, so m / 10^k is one correctly rounded division: the same double std::from_chars
+// returns (Clinger's fast path). Anything else ("1e2", ".5", 16+ digits) returns false and
+// goes to std::from_chars.
+bool parsePlainDecimal(const char* first, const char* last, double& out) {
+  static constexpr double kPow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                      1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+  bool negative = first != last && *first == '-';
+  if (negative) ++first;
+  std::uint64_t m = 0;
+  int digits = 0, decimals = 0;
+  const char* p = first;
+  for (; p != last && *p >= '0' && *p <= '9'; ++p, ++digits) m = m * 10 + static_cast<unsigned>(*p - '0');
+  if (digits == 0) return false;
+  if (p != last) {
+    if (*p != '.') return false;
+    const char* frac = ++p;
+    for (; p != last && *p >= '0' && *p <= '9'; ++p, ++digits) m = m * 10 + static_cast<unsigned>(*p - '0');
+    decimals = static_cast<int>(p - frac);
+    if (p != last || decimals == 0) return false;
+  }
+  if (digits > 15) return false;
+  double v = static_cast<double>(m) / kPow10[decimals];
+  out = negative ? -v : v;
+  return true;
+}
 
 bool parseNumber(std::string_view text, double& out) {
   if (text.empty()) return false;
   const char* first = text.data();
+  const char* last = first + text.size();
   if (*first == '+') ++first;
-  auto [ptr, ec] = std::from_chars(first, text.data() + text.size(), out);
-  return ec == std::errc() && ptr == text.data() + text.size() && std::isfinite(out);
+  if (parsePlainDecimal(first, last, out)) return true;
+  auto [ptr, ec] = std::from_chars(first, last, out);
+  return ec == std::errc() && ptr == last && std::isfinite(out);
 }
 
-// Splits "M907 A0.1 B0.3 G4 P0.005 G0 X1" into codes with their arguments.
-struct CodeCursor {
-  std::string_view rest;
-  // Next code ("G0") and its argument text ("X1 Y2"); false at the end.
-  bool next(std::string_view& code, std::string_view& args) {
-    auto skip = [&] {
-      while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
-    };
-    skip();
-    if (rest.empty()) return false;
-    auto end = rest.find(' ');
-    code = rest.substr(0, end);
-    rest.remove_prefix(end == std::string_view::npos ? rest.size() : end);
-    skip();
-    std::size_t argEnd = 0;
-    std::string_view scan = rest;
-    while (!scan.empty()) {
-      auto tokEnd = scan.find(' ');
-      std::string_view tok = scan.substr(0, tokEnd);
-      if (tok.size() >= 2 && (tok[0] == 'G' || tok[0] == 'M') && (tok[1] >= '0' && tok[1] <= '9')) break;
-      std::size_t used = tokEnd == std::string_view::npos ? scan.size() : tokEnd;
-      argEnd = static_cast<std::size_t>(scan.data() - rest.data()) + used;
-      scan.remove_prefix(used);
-      while (!scan.empty() && scan.front() == ' ') scan.remove_prefix(1);
-    }
-    args = rest.substr(0, argEnd);
-    rest.remove_prefix(argEnd);
-    return true;
-  }
-};
+// A code starts a new command in a line: G or M and a digit ("G0", "M907", "G28.2").
+bool isCodeToken(std::string_view tok) {
+  return tok.size() >= 2 && (tok[0] == 'G' || tok[0] == 'M') && tok[1] >= '0' && tok[1] <= '9';
+}
 
 // Calls f(letter, value) for each "X1.5"-style argument; false on a malformed one.
 template <class F>
 bool forEachArg(std::string_view args, F&& f) {
-  while (!args.empty()) {
-    while (!args.empty() && args.front() == ' ') args.remove_prefix(1);
-    if (args.empty()) break;
-    auto end = args.find(' ');
-    std::string_view tok = args.substr(0, end);
-    args.remove_prefix(end == std::string_view::npos ? args.size() : end);
-    double v = 0;
-    if (tok.size() == 1) {
-      if (!f(tok[0], std::nullopt)) return false;
+  const char* p = args.data();
+  const char* end = p + args.size();
+  while (p != end) {
+    if (*p == ' ') {
+      ++p;
       continue;
     }
-    if (!parseNumber(tok.substr(1), v)) return false;
-    if (!f(tok[0], std::optional<double>(v))) return false;
+    const char* tok = p;
+    while (p != end && *p != ' ') ++p;
+    if (p - tok == 1) {
+      if (!f(*tok, std::nullopt)) return false;
+      continue;
+    }
+    double v = 0;
+    if (!parseNumber(std::string_view(tok + 1, static_cast<std::size_t>(p - tok - 1)), v)) return false;
+    if (!f(*tok, std::optional<double>(v))) return false;
   }
   return true;
 }
@@ -100,26 +109,10 @@ void appendFixed(std::string& out, double v) {
   if (n > 0) out.append(buf, std::min(static_cast<std::size_t>(n), sizeof buf - 1));
 }
 
-bool isMotionLine(std::string_view line) {
-  CodeCursor cur{line};
-  std::string_view code, args;
-  while (cur.next(code, args)) {
-    if (code == "G28.2") return true;
-    if (code == "G0" || code == "G1")
-      for (char c : args)
-        if (axisIndex(c) >= 0) return true;
-  }
+bool namesAnAxis(std::string_view args) {
+  for (char c : args)
+    if (axisIndex(c) >= 0) return true;
   return false;
-}
-
-char firstMovingAxis(std::string_view line) {
-  CodeCursor cur{line};
-  std::string_view code, args;
-  while (cur.next(code, args))
-    if (code == "G0" || code == "G1" || code == "G28.2")
-      for (char c : args)
-        if (axisIndex(c) >= 0) return c;
-  return 'X';
 }
 
 double trapezoid(double d, double v, double a) {
@@ -213,22 +206,54 @@ bool VirtualSmoothie::applyMove(std::string_view args, std::string& /*data*/, st
     return false;
   }
   for (int i = 0; i < kAxes; ++i) {
-    if (target[i] > kHomed[i] + kLimitSlack) {
+    if (target[i] > kBoardHomed[i] + kLimitSlack) {
       alarm_ = true;
-      err = std::string("ALARM: Hard limit +") + kAxisNames[i];
+      err = std::string("ALARM: Hard limit +") + kBoardAxisNames[i];
       return false;
     }
   }
-  simulatedSeconds_ += moveTime(pos_, target);
+  if (target != pos_) simulatedSeconds_ += moveTime(pos_, target);  // a bare "G0 F..." takes no time
   pos_ = target;
   return true;
+}
+
+void VirtualSmoothie::splitCodes(std::string_view line) {
+  // One pass over the line: the first token is a code, every later code token starts the
+  // next one, and a code's arguments run from its first argument token to its last.
+  codes_.clear();
+  const char* p = line.data();
+  const char* end = p + line.size();
+  while (p != end) {
+    if (*p == ' ') {
+      ++p;
+      continue;
+    }
+    const char* tok = p;
+    while (p != end && *p != ' ') ++p;
+    std::string_view token(tok, static_cast<std::size_t>(p - tok));
+    if (codes_.empty() || isCodeToken(token)) {
+      codes_.push_back({token, {}});
+    } else {
+      std::string_view& args = codes_.back().args;
+      args = args.empty() ? token : std::string_view(args.data(), static_cast<std::size_t>(p - args.data()));
+    }
+  }
 }
 
 void VirtualSmoothie::executeLine(std::string_view line, std::string& out) {
   ++lines_;
   if (silent_ || disconnected_) return;
+  splitCodes(line);
+  // A motion line: a G28.2, or a G0/G1 naming an axis. Faults count them.
+  const Code* motion = nullptr;
+  for (const Code& c : codes_) {
+    if (c.name == "G28.2" || ((c.name == "G0" || c.name == "G1") && namesAnAxis(c.args))) {
+      motion = &c;
+      break;
+    }
+  }
   const SmoothieFault* fault = nullptr;
-  if (isMotionLine(line)) fault = faultFor(++moves_);
+  if (motion) fault = faultFor(++moves_);
   if (fault) {
     switch (fault->kind) {
       case SmoothieFault::Kind::kSilent:
@@ -237,10 +262,23 @@ void VirtualSmoothie::executeLine(std::string_view line, std::string& out) {
       case SmoothieFault::Kind::kError:
         out += "error:Injected fault on move " + std::to_string(moves_) + "\r\nok\r\nok\r\n";
         return;
-      case SmoothieFault::Kind::kAlarm:
+      case SmoothieFault::Kind::kAlarm: {
         alarm_ = true;
-        out += std::string("ALARM: Hard limit +") + firstMovingAxis(line) + "\r\nok\r\nok\r\n";
+        // The first axis letter of the first G0/G1/G28.2 that names one; X if none does.
+        char axis = 'X';
+        for (const Code& c : codes_) {
+          if (c.name != "G0" && c.name != "G1" && c.name != "G28.2") continue;
+          auto at = std::find_if(c.args.begin(), c.args.end(), [](char ch) { return axisIndex(ch) >= 0; });
+          if (at != c.args.end()) {
+            axis = *at;
+            break;
+          }
+        }
+        out += "ALARM: Hard limit +";
+        out += axis;
+        out += "\r\nok\r\nok\r\n";
         return;
+      }
       default: break;
     }
   }
@@ -250,25 +288,26 @@ void VirtualSmoothie::executeLine(std::string_view line, std::string& out) {
   }
   double secondsBefore = simulatedSeconds_;
   std::string data, err;
-  CodeCursor cur{line};
-  std::string_view code, args;
-  while (err.empty() && cur.next(code, args)) {
+  for (std::size_t n = 0; n < codes_.size() && err.empty(); ++n) {
+    const std::string_view code = codes_[n].name, args = codes_[n].args;
+    // Most frequent first (moves, currents, dwell, wait); the conditions are disjoint.
     if (code == "G0" || code == "G1") {
       applyMove(args, data, err);
-    } else if (code == "M400" || code == "M18" || code == "M17" || code == "M52" || code == "M53" ||
-               code.rfind("M365", 0) == 0) {
-      // wait / motors off / microstepping / max travel: nothing to keep
     } else if (code == "M907" || code == "M203.1" || code == "M204" || code == "M92") {
-      auto& table = code == "M907" ? current_ : code == "M203.1" ? maxSpeed_ : code == "M204" ? accel_ : steps_;
+      const bool accel = code == "M204";
+      auto& table = code == "M907" ? current_ : code == "M203.1" ? maxSpeed_ : accel ? accel_ : steps_;
       bool ok = forEachArg(args, [&](char letter, std::optional<double> v) {
         if (!v) return false;
-        if (letter == 'S' && code == "M204") return true;
+        if (letter == 'S' && accel) return true;
         int i = axisIndex(letter);
         if (i < 0 || *v < 0) return false;
         table[i] = *v;
         return true;
       });
       if (!ok) err = "error:Bad " + std::string(code) + " arguments";
+    } else if (code == "M400" || code == "M18" || code == "M17" || code == "M52" || code == "M53" ||
+               code.rfind("M365", 0) == 0) {
+      // wait / motors off / microstepping / max travel: nothing to keep
     } else if (code == "G4") {
       bool ok = forEachArg(args, [&](char letter, std::optional<double> v) {
         if (!v || *v < 0) return false;
@@ -288,7 +327,7 @@ void VirtualSmoothie::executeLine(std::string_view line, std::string& out) {
       bool ok = forEachArg(args, [&](char letter, std::optional<double> v) {
         int i = axisIndex(letter);
         if (i < 0 || v) return false;
-        target[i] = kHomed[i];
+        target[i] = kBoardHomed[i];
         homed_[i] = true;
         any = true;
         return true;
@@ -306,7 +345,7 @@ void VirtualSmoothie::executeLine(std::string_view line, std::string& out) {
       data += "ok Homing status:";
       for (int i = 0; i < kAxes; ++i) {
         data += ' ';
-        data += kAxisNames[i];
+        data += kBoardAxisNames[i];
         data += homed_[i] ? ":1" : ":0";
       }
       data += "\r\n";
@@ -314,7 +353,7 @@ void VirtualSmoothie::executeLine(std::string_view line, std::string& out) {
       data += "ok MCS:";
       for (int i = 0; i < kAxes; ++i) {
         data += ' ';
-        data += kAxisNames[i];
+        data += kBoardAxisNames[i];
         data += ':';
         appendFixed(data, pos_[i]);
       }

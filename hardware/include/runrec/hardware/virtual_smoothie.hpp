@@ -66,6 +66,11 @@ class VirtualSmoothie {
   bool disconnected() const { return disconnected_; }  // a disconnect fault fired
 
  private:
+  // One code of a line ("G0") and its argument text ("X1 Y2"), pointing into the line.
+  struct Code {
+    std::string_view name, args;
+  };
+  void splitCodes(std::string_view line);  // into codes_
   void executeLine(std::string_view line, std::string& out);
   bool applyMove(std::string_view args, std::string& data, std::string& err);
   double moveTime(const std::array<double, kAxes>& from, const std::array<double, kAxes>& to) const;
@@ -73,6 +78,7 @@ class VirtualSmoothie {
 
   VirtualSmoothieOptions options_;
   std::string partial_;
+  std::vector<Code> codes_;  // the line being executed, split (reused: no allocation per line)
   std::array<double, kAxes> pos_{};
   std::array<bool, kAxes> homed_{};
   std::array<double, kAxes> maxSpeed_{125, 40, 40, 600, 400, 125};
