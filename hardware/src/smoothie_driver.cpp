@@ -20,34 +20,50 @@ using detail::escaped;
 using detail::printable;
 
 constexpr std::string_view kAck = "ok\r\nok\r\n";
-constexpr char kAxisNames[] = "ABCXYZ";
-constexpr AxisArray kHomed{218, 19, 19, 418, 353, 218};
 constexpr AxisArray kMaxSpeed{125, 40, 40, 600, 400, 125};  // mm/s, for timeouts
 constexpr double kBacklash = 0.3;                          // plunger backlash, mm
 constexpr double kDefaultSpeed = 400;                      // mm/s (F24000)
 
+// llround(x), as Opentrons' Python round() gives it for our values (half away from zero),
+// without the libm call: this runs for every number of every move. Exact: the cast
+// truncates and x - trunc(x) is exact in binary floating point. Huge or non-finite values
+// go to llround.
+long long roundHalfAway(double x) {
+  if (!(std::fabs(x) < 1e15)) return std::llround(x);
+  auto i = static_cast<long long>(x);
+  double frac = x - static_cast<double>(i);
+  if (frac >= 0.5) ++i;
+  else if (frac <= -0.5) --i;
+  return i;
+}
+
+// std::round(v * 1000) / 1000: the 3 decimals Opentrons sends (sign of zero kept).
+double round3(double v) {
+  double x = v * 1000.0;
+  if (!(std::fabs(x) < 1e15)) return std::round(x) / 1000.0;
+  return std::copysign(static_cast<double>(roundHalfAway(x)), x) / 1000.0;
+}
+
 // Python's str(round(v, 3)), as Opentrons prints coordinates: "54.24", "218.0", "-3.525".
 // Integer arithmetic: this runs for every number of every move.
 void appendNumber(std::string& out, double v) {
-  long long milli = std::llround(v * 1000.0);
+  long long milli = roundHalfAway(v * 1000.0);
+  char buf[32];
+  char* p = buf;
   if (milli < 0) {
-    out += '-';
+    *p++ = '-';
     milli = -milli;
   }
-  char buf[24];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, milli / 1000);
-  (void)ec;
-  out.append(buf, static_cast<std::size_t>(end - buf));
-  out += '.';
+  p = std::to_chars(p, buf + sizeof buf, milli / 1000).ptr;
+  *p++ = '.';
   int frac = static_cast<int>(milli % 1000);
-  char digits[3] = {static_cast<char>('0' + frac / 100), static_cast<char>('0' + frac / 10 % 10),
-                    static_cast<char>('0' + frac % 10)};
-  int n = 3;
-  while (n > 1 && digits[n - 1] == '0') --n;
-  out.append(digits, static_cast<std::size_t>(n));
+  *p++ = static_cast<char>('0' + frac / 100);
+  if (frac % 100 != 0) {
+    *p++ = static_cast<char>('0' + frac / 10 % 10);
+    if (frac % 10 != 0) *p++ = static_cast<char>('0' + frac % 10);
+  }
+  out.append(buf, static_cast<std::size_t>(p - buf));
 }
-
-double round3(double v) { return std::round(v * 1000.0) / 1000.0; }
 
 }  // namespace
 
@@ -85,54 +101,61 @@ SmoothieDriver::SmoothieDriver(std::unique_ptr<SerialPort> port, SmoothieDriverO
   reply_.reserve(256);
 }
 
-Result<std::string> SmoothieDriver::transact(std::string_view line, std::chrono::milliseconds timeout, bool homing) {
+Result<std::string_view> SmoothieDriver::transact(std::string_view line, std::chrono::milliseconds timeout,
+                                                  bool homing) {
   char buf[512];
-  const std::string_view shown = line.substr(0, line.find('\r'));
+  // The command as messages show it, built only when one is needed.
+  auto commandText = [line] { return std::string(line.substr(0, line.size() - 2)); };
   // Anything already waiting is stale (a late reply to a timed-out attempt): report it.
   while (true) {
     auto n = port_->read(buf, sizeof buf, std::chrono::milliseconds(0));
     if (!n) return tl::unexpected(n.error());
     if (*n == 0) break;
-    spdlog::warn("smoothie: discarding {} stale byte(s) before `{}`: {}", *n, shown,
+    spdlog::warn("smoothie: discarding {} stale byte(s) before `{}`: {}", *n, line.substr(0, line.find('\r')),
                  escaped(std::string_view(buf, *n)));
   }
   bool acked = false;
   int attempts = 1 + std::max(0, options_.retries);
   for (int attempt = 1; attempt <= attempts && !acked; ++attempt) {
-    if (attempt > 1) spdlog::warn("smoothie: no acknowledgement for `{}`; retry {} of {}", shown, attempt - 1, attempts - 1);
+    if (attempt > 1)
+      spdlog::warn("smoothie: no acknowledgement for `{}`; retry {} of {}", line.substr(0, line.find('\r')),
+                   attempt - 1, attempts - 1);
     ++linesSent_;
     if (auto st = port_->write(line); !st)
-      return fail(ErrorCode::kCommunication, st.error().message, {{"command", std::string(line.substr(0, line.size() - 2))}});
+      return fail(ErrorCode::kCommunication, st.error().message, {{"command", commandText()}});
     reply_.clear();
     auto deadline = std::chrono::steady_clock::now() + timeout;
     while (!endsWith(reply_, kAck)) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) break;
       auto n = port_->read(buf, sizeof buf, left);
-      if (!n)
-        return fail(ErrorCode::kCommunication, n.error().message,
-                    {{"command", std::string(line.substr(0, line.size() - 2))}});
+      if (!n) return fail(ErrorCode::kCommunication, n.error().message, {{"command", commandText()}});
       reply_.append(buf, *n);
     }
     acked = endsWith(reply_, kAck);
     // An error or alarm line is an answer even if its acknowledgement never came.
     if (!acked && (containsNoCase(reply_, "error") || containsNoCase(reply_, "alarm"))) break;
   }
-  std::string command(line.substr(0, line.size() - 2));
-  if (!acked && reply_.empty())
+  if (!acked && reply_.empty()) {
+    std::string command = commandText();
     return fail(ErrorCode::kTimeout,
                 "the Smoothie did not acknowledge `" + command + "` (" + std::to_string(attempts) + " attempt(s), " +
                     std::to_string(timeout.count()) + " ms each)",
                 {{"command", command}, {"attempts", attempts}, {"timeoutMs", timeout.count()}});
+  }
   std::string_view body(reply_);
   if (acked) body.remove_suffix(kAck.size());
-  if (!printable(body))
+  if (body.empty() && acked) return body;  // the usual answer to a move: just the acknowledgement
+  if (!printable(body)) {
+    std::string command = commandText();
     return fail(ErrorCode::kCommunication, "garbage in the Smoothie's reply to `" + command + "`: " + escaped(body),
                 {{"command", command}, {"reply", escaped(body)}});
+  }
   bool isAlarm = containsNoCase(body, "alarm");
   bool isError = !isAlarm && containsNoCase(body, "error");
   if (isAlarm || isError) {
-    std::string reply(body);
+    std::string command = commandText();
+    std::string reply(body);  // recovery below reuses reply_
     while (!reply.empty() && (reply.back() == '\r' || reply.back() == '\n' || reply.back() == ' ')) reply.pop_back();
     auto recovered = recoverFromError(command, homing ? std::string_view() : std::string_view(reply));
     nlohmann::json details = {{"command", command}, {"reply", reply}};
@@ -141,11 +164,12 @@ Result<std::string> SmoothieDriver::transact(std::string_view line, std::chrono:
                 std::string(isAlarm ? "Smoothie ALARM" : "Smoothie error") + " on `" + command + "`: " + reply,
                 std::move(details));
   }
-  if (!acked)
-    return fail(ErrorCode::kTimeout,
-                "the Smoothie's reply to `" + command + "` never finished: " + escaped(body),
+  if (!acked) {
+    std::string command = commandText();
+    return fail(ErrorCode::kTimeout, "the Smoothie's reply to `" + command + "` never finished: " + escaped(body),
                 {{"command", command}, {"reply", escaped(body)}});
-  return std::string(body);
+  }
+  return body;
 }
 
 // As Opentrons' driver: reset the board (M999), then home the axis an alarm named after a
@@ -159,24 +183,25 @@ Status SmoothieDriver::recoverFromError(std::string_view /*line*/, std::string_v
   } guard{recovering_};
   if (auto r = transact("M999 M400\r\n", options_.ackTimeout, false); !r) return tl::unexpected(r.error());
   char axis = reply.empty() ? 0 : reply.back();
-  const char* at = axis ? std::strchr(kAxisNames, axis) : nullptr;
+  const char* at = axis ? std::strchr(kSmoothieAxisNames, axis) : nullptr;
   if (!at) return {};
-  int i = static_cast<int>(at - kAxisNames);
+  int i = static_cast<int>(at - kSmoothieAxisNames);
   std::string home = std::string("G28.2 ") + axis + " M400\r\n";
   if (auto r = transact(home, options_.homeTimeout, true); !r) return tl::unexpected(r.error());
-  position_[i] = kHomed[i];
+  position_[i] = kSmoothieHomed[i];
   return {};
 }
 
 Result<std::string> SmoothieDriver::command(std::string_view codes, double expectedSeconds) {
-  std::string line;
-  line.reserve(codes.size() + 8);
-  line.append(codes);
-  line.append(" M400\r\n");
+  line_.clear();
+  line_.append(codes);
+  line_.append(" M400\r\n", 7);
   bool homing = codes.find("G28.2") != std::string_view::npos;
   auto timeout = homing ? options_.homeTimeout : options_.ackTimeout;
   timeout += std::chrono::milliseconds(static_cast<long long>(std::ceil(expectedSeconds * 2000)));
-  return transact(line, timeout, homing);
+  auto r = transact(line_, timeout, homing);
+  if (!r) return tl::unexpected(r.error());
+  return std::string(*r);
 }
 
 void SmoothieDriver::appendCurrents(const AxisArray& currents) {
@@ -185,7 +210,7 @@ void SmoothieDriver::appendCurrents(const AxisArray& currents) {
     currentsText_ = "M907";
     for (int i = 0; i < kSmoothieAxes; ++i) {
       currentsText_ += ' ';
-      currentsText_ += kAxisNames[i];
+      currentsText_ += kSmoothieAxisNames[i];
       appendNumber(currentsText_, currents[i]);
     }
     currentsText_ += " G4 P0.005";
@@ -194,13 +219,18 @@ void SmoothieDriver::appendCurrents(const AxisArray& currents) {
   line_ += currentsText_;
 }
 
+bool SmoothieDriver::wouldMove(int axis, double target) const {
+  return std::fabs(round3(target) - position_[axis]) >= 1e-4;
+}
+
 Result<bool> SmoothieDriver::move(const AxisTargets& target, const AxisArray& currents, std::optional<double> speed) {
+  AxisArray rounded{};  // the targets as sent: 3 decimals
   std::array<bool, kSmoothieAxes> moving{};
   bool any = false, backlash = false;
   double expected = 0;
   for (int i = 0; i < kSmoothieAxes; ++i) {
     if (!target[i]) continue;
-    double t = round3(*target[i]);
+    double t = rounded[i] = round3(*target[i]);
     if (std::fabs(t - position_[i]) < 1e-4) continue;
     moving[i] = any = true;
     if ((i == kAxisB || i == kAxisC) && t > position_[i]) backlash = true;
@@ -210,31 +240,31 @@ Result<bool> SmoothieDriver::move(const AxisTargets& target, const AxisArray& cu
   if (!any) return false;
   line_.clear();
   if (speed) {
-    line_ += "G0 F";
+    line_.append("G0 F", 4);
     appendNumber(line_, std::floor(*speed * 60.0 + 1e-9));  // Opentrons truncates mm/min
     line_ += ' ';
   }
   appendCurrents(currents);
   auto appendMove = [&](bool withBacklash) {
-    line_ += " G0";
+    line_.append(" G0", 3);
     for (int i = 0; i < kSmoothieAxes; ++i) {
       if (!moving[i]) continue;
-      double t = round3(*target[i]);
+      double t = rounded[i];
       if (withBacklash && (i == kAxisB || i == kAxisC) && t > position_[i]) t += kBacklash;
-      line_ += ' ';
-      line_ += kAxisNames[i];
+      const char axis[2] = {' ', kSmoothieAxisNames[i]};
+      line_.append(axis, 2);
       appendNumber(line_, t);
     }
   };
   if (backlash) appendMove(true);
   appendMove(false);
-  if (speed) line_ += " G0 F24000.0";
-  line_ += " M400\r\n";
+  if (speed) line_.append(" G0 F24000.0", 12);
+  line_.append(" M400\r\n", 7);
   auto r = transact(line_, options_.ackTimeout + std::chrono::milliseconds(static_cast<long long>(expected * 2000)),
                     false);
   if (!r) return tl::unexpected(r.error());
   for (int i = 0; i < kSmoothieAxes; ++i)
-    if (moving[i]) position_[i] = round3(*target[i]);
+    if (moving[i]) position_[i] = rounded[i];
   return true;
 }
 
@@ -258,8 +288,10 @@ Status SmoothieDriver::home(std::string_view axes, const AxisArray& currents) {
   }
   line_ += " M400\r\n";
   if (auto r = transact(line_, options_.homeTimeout, true); !r) return tl::unexpected(r.error());
-  for (char c : sorted)
-    if (const char* at = std::strchr(kAxisNames, c)) position_[at - kAxisNames] = kHomed[at - kAxisNames];
+  for (char c : sorted) {
+    const char* at = c ? std::strchr(kSmoothieAxisNames, c) : nullptr;
+    if (at) position_[at - kSmoothieAxisNames] = kSmoothieHomed[at - kSmoothieAxisNames];
+  }
   return {};
 }
 
@@ -278,13 +310,13 @@ Result<AxisArray> SmoothieDriver::updatePosition() {
       auto end = rest.find(' ');
       std::string_view tok = rest.substr(0, end);
       rest.remove_prefix(end == std::string_view::npos ? rest.size() : end);
-      const char* at = tok.size() > 2 && tok[1] == ':' ? std::strchr(kAxisNames, tok[0]) : nullptr;
+      const char* at = tok.size() > 2 && tok[1] == ':' ? std::strchr(kSmoothieAxisNames, tok[0]) : nullptr;
       if (!at || !*at) continue;
       double v = 0;
       auto [ptr, ec] = std::from_chars(tok.data() + 2, tok.data() + tok.size(), v);
       if (ec != std::errc() || ptr != tok.data() + tok.size() || !std::isfinite(v)) continue;
-      pos[at - kAxisNames] = v;
-      seen[at - kAxisNames] = true;
+      pos[at - kSmoothieAxisNames] = v;
+      seen[at - kSmoothieAxisNames] = true;
     }
   }
   if (!std::all_of(seen.begin(), seen.end(), [](bool b) { return b; }))

@@ -14,7 +14,6 @@
 namespace runrec::hardware {
 namespace {
 
-constexpr AxisArray kHomed{218, 19, 19, 418, 353, 218};
 constexpr double kTolerance = 1e-6;
 constexpr double kGantryActive = 1.25, kGantryIdle = 0.3, kMountActive = 0.8, kMountIdle = 0.1;
 constexpr double kPlungerIdleDefault = 0.05;
@@ -22,7 +21,7 @@ constexpr double kRetractMargin = 10;  // mm below the switch when a mount is re
 
 int mountAxis(Mount m) { return m == Mount::kLeft ? kAxisZ : kAxisA; }
 int plungerAxis(Mount m) { return m == Mount::kLeft ? kAxisB : kAxisC; }
-char axisLetter(int axis) { return "ABCXYZ"[axis]; }
+char axisLetter(int axis) { return kSmoothieAxisNames[axis]; }
 bool finite(double v) { return std::isfinite(v); }
 
 // Plunger idle (dwell) current by model (Opentrons' pipette model specs, idleCurrent);
@@ -55,9 +54,19 @@ AxisArray SmoothieRobot::idleCurrents() const {
   AxisArray c{};
   c[kAxisA] = c[kAxisZ] = kMountIdle;
   c[kAxisX] = c[kAxisY] = kGantryIdle;
-  c[kAxisB] = plungerIdle(attachedSpec(Mount::kLeft));
-  c[kAxisC] = plungerIdle(attachedSpec(Mount::kRight));
+  c[kAxisB] = plungerIdleCurrent(Mount::kLeft);
+  c[kAxisC] = plungerIdleCurrent(Mount::kRight);
   return c;
+}
+
+double SmoothieRobot::plungerIdleCurrent(Mount mount) const {
+  int i = mount == Mount::kLeft ? 0 : 1;
+  const PipetteSpec* spec = attachedSpec(mount);
+  if (idleCurrent_[i] < 0 || idleSpec_[i] != spec) {
+    idleSpec_[i] = spec;
+    idleCurrent_[i] = plungerIdle(spec);
+  }
+  return idleCurrent_[i];
 }
 
 const PipetteSpec* SmoothieRobot::attachedSpec(Mount mount) const {
@@ -254,7 +263,7 @@ Status SmoothieRobot::plungerMove(Mount mount, double target, double current, st
 Status SmoothieRobot::fastHome(int axis, double margin, double current) {
   bool plunger = axis == kAxisB || axis == kAxisC;
   AxisTargets t;
-  t[axis] = kHomed[axis] - std::fabs(margin);
+  t[axis] = kSmoothieHomed[axis] - std::fabs(margin);
   auto moved = driver_->move(t, with(axis, current));
   if (!moved) return tl::unexpected(moved.error());
   if (plunger && *moved)
@@ -358,12 +367,10 @@ Status SmoothieRobot::moveTo(Mount mount, const Point& target, std::optional<dou
   t[mountAxis(mount)] = z;
   // Moving axes at their running current, the rest dwelling: a move along X alone keeps Y
   // at its idle current (basic_smoothie trace: `M907 ... X1.25 Y0.3` before `G0 X146.88`).
-  const AxisArray& pos = driver_->position();
   AxisArray currents = idleCurrents();
-  auto moves = [&](int axis) { return std::fabs(std::round(*t[axis] * 1000) / 1000 - pos[axis]) >= 1e-4; };
-  if (moves(kAxisX)) currents[kAxisX] = kGantryActive;
-  if (moves(kAxisY)) currents[kAxisY] = kGantryActive;
-  if (moves(mountAxis(mount))) currents[mountAxis(mount)] = kMountActive;
+  if (driver_->wouldMove(kAxisX, x)) currents[kAxisX] = kGantryActive;
+  if (driver_->wouldMove(kAxisY, y)) currents[kAxisY] = kGantryActive;
+  if (driver_->wouldMove(mountAxis(mount), z)) currents[mountAxis(mount)] = kMountActive;
   if (auto r = driver_->move(t, currents, speed); !r) return tl::unexpected(r.error());
   return {};
 }

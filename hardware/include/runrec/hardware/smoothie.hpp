@@ -32,6 +32,9 @@ namespace runrec::hardware {
 enum SmoothieAxis { kAxisA, kAxisB, kAxisC, kAxisX, kAxisY, kAxisZ, kSmoothieAxes };
 using AxisArray = std::array<double, kSmoothieAxes>;
 using AxisTargets = std::array<std::optional<double>, kSmoothieAxes>;
+// Each axis's letter, and where it is when homed (at its switch), in that order.
+inline constexpr char kSmoothieAxisNames[] = "ABCXYZ";
+inline constexpr AxisArray kSmoothieHomed{218, 19, 19, 418, 353, 218};
 
 struct SmoothieDriverOptions {
   std::chrono::milliseconds ackTimeout{5000};     // per attempt, plus the expected motion time
@@ -67,13 +70,16 @@ class SmoothieDriver {
   // A bare M400: waits until the board's queue is empty.
   Status waitForIdle();
 
+  // Whether move() would move `axis` to `target` (it differs from the position at 3 decimals).
+  bool wouldMove(int axis, double target) const;
   const AxisArray& position() const { return position_; }
   void setPosition(int axis, double value) { position_[axis] = value; }
   long linesSent() const { return linesSent_; }
   std::string describe() const { return port_->describe(); }
 
  private:
-  Result<std::string> transact(std::string_view line, std::chrono::milliseconds timeout, bool homing);
+  // The reply before the acknowledgement: a view of reply_, valid until the next transact.
+  Result<std::string_view> transact(std::string_view line, std::chrono::milliseconds timeout, bool homing);
   Status recoverFromError(std::string_view line, std::string_view reply);
   void appendCurrents(const AxisArray& currents);
 
@@ -149,6 +155,7 @@ class SmoothieRobot final : public Robot {
   Status scanInstruments();
   Status requireInstrument(Mount mount) const;
   AxisArray idleCurrents() const;
+  double plungerIdleCurrent(Mount mount) const;  // of the attached spec, remembered per mount
   AxisArray with(int axis, double current) const;
   Status axisMove(int axis, double target, double current, std::optional<double> speed);
   Status plungerMove(Mount mount, double target, double current, std::optional<double> speed);
@@ -168,6 +175,10 @@ class SmoothieRobot final : public Robot {
   std::optional<Mount> lastMoved_;
   std::string boardModel_[2];  // [left, right] as read by connect(); "" = none or unknown
   const PipetteSpec* boardSpec_[2] = {nullptr, nullptr};  // boardModel_'s specs, if known
+  // plungerIdleCurrent()'s memo: the spec each mount's value is for (-1: none yet). Every
+  // move asks for the idle currents; the model lookup behind them need not run each time.
+  mutable const PipetteSpec* idleSpec_[2] = {nullptr, nullptr};
+  mutable double idleCurrent_[2] = {-1, -1};
 };
 
 // `--robot sim`: a SmoothieRobot on an in-process VirtualSmoothie (instant motion, no
