@@ -5,6 +5,8 @@
 #include <cmath>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "builtin_labware.hpp"
@@ -215,7 +217,7 @@ GridLabware reservoir12(std::string loadName, std::string displayName, std::stri
   return l;
 }
 
-std::vector<GridLabware> catalogue() {
+std::vector<GridLabware> makeCatalogue() {
   std::vector<GridLabware> all;
 
   // Tip racks: (zDimension, A1 x/y, well bottom z, tip diameter, tip length, volume, overlap).
@@ -350,14 +352,28 @@ std::vector<GridLabware> catalogue() {
   return all;
 }
 
+// Built once; read-only after.
+const std::vector<GridLabware>& catalogue() {
+  static const std::vector<GridLabware> all = makeCatalogue();
+  return all;
+}
+
 }  // namespace
 
-std::vector<json> builtinLabwareJson() {
-  std::vector<json> out;
+std::optional<json> builtinLabwareJson(std::string_view loadName, int version) {
   for (const auto& labware : catalogue()) {
-    for (int version : labware.versions) out.push_back(generate(labware, version));
+    if (labware.loadName != loadName) continue;
+    for (int v : labware.versions)
+      if (v == version) return generate(labware, version);
   }
-  return out;
+  return std::nullopt;
+}
+
+std::vector<std::pair<std::string, int>> builtinLabwareIds() {
+  std::vector<std::pair<std::string, int>> ids;
+  for (const auto& labware : catalogue())
+    for (int version : labware.versions) ids.emplace_back(labware.loadName, version);
+  return ids;
 }
 
 }  // namespace runrec::hardware::detail

@@ -2,11 +2,19 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 namespace runrec::hardware::detail {
 
-// Every built-in definition, generated from its published dimensions. Order is stable.
-std::vector<nlohmann::json> builtinLabwareJson();
+// One built-in definition (namespace "opentrons"), generated from its published dimensions
+// on its own; nullopt if there is no such loadName and version.
+std::optional<nlohmann::json> builtinLabwareJson(std::string_view loadName, int version);
+
+// (loadName, version) of every built-in, in a stable order; nothing is generated.
+std::vector<std::pair<std::string, int>> builtinLabwareIds();
 
 }  // namespace runrec::hardware::detail

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <mutex>
 #include <regex>
 #include <set>
 
@@ -311,6 +312,25 @@ std::optional<ParsedUri> parseUri(std::string_view uri) {
   return parsed;
 }
 
+// One built-in, generated and validated the first time it is asked for (a run needs two or
+// three of them; generating all of them costs tens of millions of instructions), then kept
+// for the life of the process. nullptr if there is no such built-in. Thread-safe.
+LabwareDefinitionPtr builtIn(std::string_view loadName, int version) {
+  static std::mutex mutex;
+  static std::map<std::pair<std::string, int>, LabwareDefinitionPtr, std::less<>> made;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto key = std::make_pair(std::string(loadName), version);
+  if (auto it = made.find(key); it != made.end()) return it->second;
+  auto j = detail::builtinLabwareJson(loadName, version);
+  if (!j) return nullptr;
+  auto parsed = LabwareDefinition::fromJson(*j, "builtin");
+  // A built-in that does not validate is a bug in builtin_labware.cpp; the tests catch it.
+  if (!parsed) return nullptr;
+  auto def = std::make_shared<const LabwareDefinition>(std::move(*parsed));
+  made.emplace(std::move(key), def);
+  return def;
+}
+
 }  // namespace
 
 LabwareLibrary::LabwareLibrary() = default;
@@ -318,11 +338,8 @@ LabwareLibrary::LabwareLibrary() = default;
 const std::vector<LabwareDefinitionPtr>& LabwareLibrary::builtIns() {
   static const std::vector<LabwareDefinitionPtr> all = [] {
     std::vector<LabwareDefinitionPtr> defs;
-    for (const auto& j : detail::builtinLabwareJson()) {
-      auto parsed = LabwareDefinition::fromJson(j, "builtin");
-      // A built-in that does not validate is a bug in builtin_labware.cpp; the tests catch it.
-      if (parsed) defs.push_back(std::make_shared<const LabwareDefinition>(std::move(*parsed)));
-    }
+    for (const auto& [loadName, version] : detail::builtinLabwareIds())
+      if (auto def = builtIn(loadName, version)) defs.push_back(std::move(def));
     return defs;
   }();
   return all;
@@ -376,10 +393,11 @@ Status LabwareLibrary::addDirectory(const std::filesystem::path& dir) {
 Result<LabwareDefinitionPtr> LabwareLibrary::find(std::string_view uri) const {
   if (auto it = custom_.find(uri); it != custom_.end()) return it->second;
   if (auto it = directory_.find(uri); it != directory_.end()) return it->second;
-  for (const auto& def : builtIns()) {
-    if (def->uri() == uri) return def;
-  }
-  if (!parseUri(uri)) {
+  auto parsed = parseUri(uri);
+  // Built-ins are all "opentrons/<loadName>/<version>", the version without leading zeros.
+  if (parsed && parsed->ns == "opentrons")
+    if (auto def = builtIn(parsed->loadName, parsed->version); def && def->uri() == uri) return def;
+  if (!parsed) {
     return fail(ErrorCode::kNotFound,
                 "labware URI \"" + std::string(uri) + "\" is not of the form namespace/loadName/version",
                 {{"uri", std::string(uri)}});
@@ -387,7 +405,7 @@ Result<LabwareDefinitionPtr> LabwareLibrary::find(std::string_view uri) const {
   return fail(ErrorCode::kNotFound,
               "no labware definition \"" + std::string(uri) + "\" (searched " + std::to_string(custom_.size()) +
                   " protocol definitions, " + std::to_string(directory_.size()) + " from directories, " +
-                  std::to_string(builtIns().size()) + " built-in)",
+                  std::to_string(detail::builtinLabwareIds().size()) + " built-in)",
               {{"uri", std::string(uri)}});
 }
 

@@ -2,6 +2,7 @@
 // with path-naming errors, and the lookup order of LabwareLibrary.
 #include "doctest_hardware.hpp"
 
+#include <algorithm>
 #include <fstream>
 #include <set>
 
@@ -294,4 +295,26 @@ TEST_CASE("LibraryReportsUnknownUrisAndBadDirectories") {
   auto added = library.add(invalid, "labwareDefinitions[\"custom_beta/foo/1\"]");
   REQUIRE_FALSE(added);
   CHECK(added.error().message.rfind("labwareDefinitions[\"custom_beta/foo/1\"].wells.A1.depth", 0) == 0);
+}
+
+TEST_CASE("FindGivesEachBuiltInByItsExactUriAndTheSameDefinitionAsBuiltIns") {
+  LabwareLibrary library;
+  // Looked up first (generated on its own), then listed: one shared definition.
+  auto trash = library.find("opentrons/opentrons_1_trash_1100ml_fixed/1");
+  REQUIRE(trash);
+  const auto& all = LabwareLibrary::builtIns();
+  CHECK(std::find(all.begin(), all.end(), *trash) != all.end());
+  for (const auto& def : all) {
+    CAPTURE(def->uri());
+    auto found = library.find(def->uri());
+    REQUIRE(found);
+    CHECK(*found == def);
+  }
+  // Only the exact URI: no leading zeros, no other namespace, no unknown version.
+  CHECK_FALSE(library.find("opentrons/opentrons_1_trash_1100ml_fixed/01"));
+  CHECK_FALSE(library.find("custom_beta/opentrons_1_trash_1100ml_fixed/1"));
+  CHECK_FALSE(library.find("opentrons/opentrons_1_trash_1100ml_fixed/2"));
+  auto missing = library.find("opentrons/no_such_labware/1");
+  REQUIRE_FALSE(missing);
+  CHECK(missing.error().message.find(std::to_string(all.size()) + " built-in") != std::string::npos);
 }
