@@ -11,9 +11,6 @@ namespace runrec::hardware {
 namespace {
 
 constexpr double kHomePlunger = 19;
-constexpr double kTolerance = 1e-6;
-
-bool finite(double v) { return std::isfinite(v); }
 
 std::string mountName(Mount m) { return toString(m); }
 
@@ -62,10 +59,10 @@ Status SimRobot::ensureHomed() {
 }
 
 Status SimRobot::moveTo(Mount mount, const Point& target, std::optional<double> speed) {
-  if (!finite(target.x) || !finite(target.y) || !finite(target.z)) {
+  if (!std::isfinite(target.x) || !std::isfinite(target.y) || !std::isfinite(target.z)) {
     return fail(ErrorCode::kInvalidArgument, "move target is not a finite point");
   }
-  if (speed && !(*speed > 0 && finite(*speed))) {
+  if (speed && !(*speed > 0 && std::isfinite(*speed))) {
     return fail(ErrorCode::kInvalidArgument, "move speed must be positive, got " + std::to_string(*speed),
                 {{"speed", *speed}});
   }
@@ -88,7 +85,7 @@ Status SimRobot::preparePlunger(Mount mount) {
   if (auto ok = requireInstrument(mount); !ok) return ok;
   if (auto ok = ensureHomed(); !ok) return ok;
   MountSim& m = sim(mount);
-  if (m.volume > kTolerance) {
+  if (m.volume > kVolumeTolerance) {
     return fail(ErrorCode::kInvalidArgument,
                 "cannot prepare the " + mountName(mount) + " plunger: the tip holds " + std::to_string(m.volume) +
                     " µL",
@@ -102,11 +99,11 @@ Status SimRobot::preparePlunger(Mount mount) {
 Status SimRobot::aspirate(Mount mount, double volume, double flowRate) {
   if (auto ok = requireInstrument(mount); !ok) return ok;
   MountSim& m = sim(mount);
-  if (!finite(volume) || volume < 0) {
+  if (!std::isfinite(volume) || volume < 0) {
     return fail(ErrorCode::kInvalidArgument, "aspirate volume must be >= 0, got " + std::to_string(volume),
                 {{"volume", volume}});
   }
-  if (!finite(flowRate) || flowRate <= 0) {
+  if (!std::isfinite(flowRate) || flowRate <= 0) {
     return fail(ErrorCode::kInvalidArgument, "flow rate must be positive, got " + std::to_string(flowRate),
                 {{"flowRate", flowRate}});
   }
@@ -114,7 +111,7 @@ Status SimRobot::aspirate(Mount mount, double volume, double flowRate) {
     return fail(ErrorCode::kInvalidArgument, "cannot aspirate: no tip on the " + mountName(mount) + " pipette",
                 {{"mount", mountName(mount)}});
   }
-  if (m.volume + volume > m.spec->maxVolume + kTolerance) {
+  if (m.volume + volume > m.spec->maxVolume + kVolumeTolerance) {
     return fail(ErrorCode::kInvalidArgument,
                 "cannot aspirate " + std::to_string(volume) + " µL: the " + m.spec->model + " holds " +
                     std::to_string(m.volume) + " µL of at most " + std::to_string(m.spec->maxVolume) + " µL",
@@ -135,11 +132,11 @@ Status SimRobot::aspirate(Mount mount, double volume, double flowRate) {
 Status SimRobot::dispense(Mount mount, double volume, double flowRate) {
   if (auto ok = requireInstrument(mount); !ok) return ok;
   MountSim& m = sim(mount);
-  if (!finite(volume) || volume < 0) {
+  if (!std::isfinite(volume) || volume < 0) {
     return fail(ErrorCode::kInvalidArgument, "dispense volume must be >= 0, got " + std::to_string(volume),
                 {{"volume", volume}});
   }
-  if (!finite(flowRate) || flowRate <= 0) {
+  if (!std::isfinite(flowRate) || flowRate <= 0) {
     return fail(ErrorCode::kInvalidArgument, "flow rate must be positive, got " + std::to_string(flowRate),
                 {{"flowRate", flowRate}});
   }
@@ -147,14 +144,14 @@ Status SimRobot::dispense(Mount mount, double volume, double flowRate) {
     return fail(ErrorCode::kInvalidArgument, "cannot dispense: no tip on the " + mountName(mount) + " pipette",
                 {{"mount", mountName(mount)}});
   }
-  if (volume > m.volume + kTolerance) {
+  if (volume > m.volume + kVolumeTolerance) {
     return fail(ErrorCode::kInvalidArgument,
                 "cannot dispense " + std::to_string(volume) + " µL: the tip holds " + std::to_string(m.volume) + " µL",
                 {{"mount", mountName(mount)}, {"volume", volume}, {"current", m.volume}});
   }
   if (auto ok = ensureHomed(); !ok) return ok;
   m.volume = std::max(0.0, m.volume - volume);
-  if (m.volume < kTolerance) m.volume = 0;
+  if (m.volume < kVolumeTolerance) m.volume = 0;
   plungerAxis(mount) = m.spec->plungerPositionFor(m.volume, true);
   return {};
 }
@@ -162,7 +159,7 @@ Status SimRobot::dispense(Mount mount, double volume, double flowRate) {
 Status SimRobot::blowOut(Mount mount, double flowRate) {
   if (auto ok = requireInstrument(mount); !ok) return ok;
   MountSim& m = sim(mount);
-  if (!finite(flowRate) || flowRate <= 0) {
+  if (!std::isfinite(flowRate) || flowRate <= 0) {
     return fail(ErrorCode::kInvalidArgument, "flow rate must be positive, got " + std::to_string(flowRate),
                 {{"flowRate", flowRate}});
   }
@@ -180,7 +177,7 @@ Status SimRobot::blowOut(Mount mount, double flowRate) {
 Status SimRobot::pickUpTip(Mount mount, double tipLength) {
   if (auto ok = requireInstrument(mount); !ok) return ok;
   MountSim& m = sim(mount);
-  if (!finite(tipLength) || tipLength <= 0) {
+  if (!std::isfinite(tipLength) || tipLength <= 0) {
     return fail(ErrorCode::kInvalidArgument, "tip length must be positive, got " + std::to_string(tipLength),
                 {{"tipLength", tipLength}});
   }
@@ -220,7 +217,7 @@ Status SimRobot::assumeTip(Mount mount, double tipLength) {
 }
 
 Status SimRobot::delay(double seconds) {
-  if (!finite(seconds) || seconds < 0) {
+  if (!std::isfinite(seconds) || seconds < 0) {
     return fail(ErrorCode::kInvalidArgument, "delay must be >= 0 s, got " + std::to_string(seconds),
                 {{"seconds", seconds}});
   }

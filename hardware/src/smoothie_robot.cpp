@@ -14,7 +14,6 @@
 namespace runrec::hardware {
 namespace {
 
-constexpr double kTolerance = 1e-6;
 constexpr double kGantryActive = 1.25, kGantryIdle = 0.3, kMountActive = 0.8, kMountIdle = 0.1;
 constexpr double kPlungerIdleDefault = 0.05;
 constexpr double kRetractMargin = 10;  // mm below the switch when a mount is retracted
@@ -22,7 +21,6 @@ constexpr double kRetractMargin = 10;  // mm below the switch when a mount is re
 int mountAxis(Mount m) { return m == Mount::kLeft ? kAxisZ : kAxisA; }
 int plungerAxis(Mount m) { return m == Mount::kLeft ? kAxisB : kAxisC; }
 char axisLetter(int axis) { return kSmoothieAxisNames[axis]; }
-bool finite(double v) { return std::isfinite(v); }
 
 // Plunger idle (dwell) current by model (Opentrons' pipette model specs, idleCurrent);
 // the rest use the board's 0.05 A.
@@ -345,10 +343,10 @@ Status SmoothieRobot::home() {
 }
 
 Status SmoothieRobot::moveTo(Mount mount, const Point& target, std::optional<double> speed) {
-  if (!finite(target.x) || !finite(target.y) || !finite(target.z)) {
+  if (!std::isfinite(target.x) || !std::isfinite(target.y) || !std::isfinite(target.z)) {
     return fail(ErrorCode::kInvalidArgument, "move target is not a finite point");
   }
-  if (speed && !(*speed > 0 && finite(*speed))) {
+  if (speed && !(*speed > 0 && std::isfinite(*speed))) {
     return fail(ErrorCode::kInvalidArgument, "move speed must be positive, got " + std::to_string(*speed),
                 {{"speed", *speed}});
   }
@@ -378,7 +376,7 @@ Status SmoothieRobot::moveTo(Mount mount, const Point& target, std::optional<dou
 Status SmoothieRobot::preparePlunger(Mount mount) {
   if (auto ok = requireInstrument(mount); !ok) return ok;
   MountState& m = state(mount);
-  if (m.volume > kTolerance) {
+  if (m.volume > kVolumeTolerance) {
     return fail(ErrorCode::kInvalidArgument,
                 std::string("cannot prepare the ") + toString(mount) + " plunger: the tip holds " +
                     std::to_string(m.volume) + " µL",
@@ -393,11 +391,11 @@ Status SmoothieRobot::preparePlunger(Mount mount) {
 Status SmoothieRobot::aspirate(Mount mount, double volume, double flowRate) {
   if (auto ok = requireInstrument(mount); !ok) return ok;
   MountState& m = state(mount);
-  if (!finite(volume) || volume < 0) {
+  if (!std::isfinite(volume) || volume < 0) {
     return fail(ErrorCode::kInvalidArgument, "aspirate volume must be >= 0, got " + std::to_string(volume),
                 {{"volume", volume}});
   }
-  if (!finite(flowRate) || flowRate <= 0) {
+  if (!std::isfinite(flowRate) || flowRate <= 0) {
     return fail(ErrorCode::kInvalidArgument, "flow rate must be positive, got " + std::to_string(flowRate),
                 {{"flowRate", flowRate}});
   }
@@ -405,7 +403,7 @@ Status SmoothieRobot::aspirate(Mount mount, double volume, double flowRate) {
     return fail(ErrorCode::kInvalidArgument, std::string("cannot aspirate: no tip on the ") + toString(mount) + " pipette",
                 {{"mount", toString(mount)}});
   }
-  if (m.volume + volume > m.spec->maxVolume + kTolerance) {
+  if (m.volume + volume > m.spec->maxVolume + kVolumeTolerance) {
     return fail(ErrorCode::kInvalidArgument,
                 "cannot aspirate " + std::to_string(volume) + " µL: the " + m.spec->model + " holds " +
                     std::to_string(m.volume) + " µL of at most " + std::to_string(m.spec->maxVolume) + " µL",
@@ -424,11 +422,11 @@ Status SmoothieRobot::aspirate(Mount mount, double volume, double flowRate) {
 Status SmoothieRobot::dispense(Mount mount, double volume, double flowRate) {
   if (auto ok = requireInstrument(mount); !ok) return ok;
   MountState& m = state(mount);
-  if (!finite(volume) || volume < 0) {
+  if (!std::isfinite(volume) || volume < 0) {
     return fail(ErrorCode::kInvalidArgument, "dispense volume must be >= 0, got " + std::to_string(volume),
                 {{"volume", volume}});
   }
-  if (!finite(flowRate) || flowRate <= 0) {
+  if (!std::isfinite(flowRate) || flowRate <= 0) {
     return fail(ErrorCode::kInvalidArgument, "flow rate must be positive, got " + std::to_string(flowRate),
                 {{"flowRate", flowRate}});
   }
@@ -436,14 +434,14 @@ Status SmoothieRobot::dispense(Mount mount, double volume, double flowRate) {
     return fail(ErrorCode::kInvalidArgument, std::string("cannot dispense: no tip on the ") + toString(mount) + " pipette",
                 {{"mount", toString(mount)}});
   }
-  if (volume > m.volume + kTolerance) {
+  if (volume > m.volume + kVolumeTolerance) {
     return fail(ErrorCode::kInvalidArgument,
                 "cannot dispense " + std::to_string(volume) + " µL: the tip holds " + std::to_string(m.volume) + " µL",
                 {{"mount", toString(mount)}, {"volume", volume}, {"current", m.volume}});
   }
   if (auto st = ensureReady(); !st) return st;
   double left = std::max(0.0, m.volume - volume);
-  if (left < kTolerance) left = 0;
+  if (left < kVolumeTolerance) left = 0;
   double target = m.spec->plungerPositionFor(left, true);
   if (auto st = plungerMove(mount, target, m.spec->plungerCurrent, m.spec->plungerSpeedFor(flowRate, true)); !st)
     return st;
@@ -454,7 +452,7 @@ Status SmoothieRobot::dispense(Mount mount, double volume, double flowRate) {
 Status SmoothieRobot::blowOut(Mount mount, double flowRate) {
   if (auto ok = requireInstrument(mount); !ok) return ok;
   MountState& m = state(mount);
-  if (!finite(flowRate) || flowRate <= 0) {
+  if (!std::isfinite(flowRate) || flowRate <= 0) {
     return fail(ErrorCode::kInvalidArgument, "flow rate must be positive, got " + std::to_string(flowRate),
                 {{"flowRate", flowRate}});
   }
@@ -475,7 +473,7 @@ Status SmoothieRobot::blowOut(Mount mount, double flowRate) {
 Status SmoothieRobot::pickUpTip(Mount mount, double tipLength) {
   if (auto ok = requireInstrument(mount); !ok) return ok;
   MountState& m = state(mount);
-  if (!finite(tipLength) || tipLength <= 0) {
+  if (!std::isfinite(tipLength) || tipLength <= 0) {
     return fail(ErrorCode::kInvalidArgument, "tip length must be positive, got " + std::to_string(tipLength),
                 {{"tipLength", tipLength}});
   }
@@ -535,7 +533,7 @@ Status SmoothieRobot::assumeTip(Mount mount, double tipLength) {
 }
 
 Status SmoothieRobot::delay(double seconds) {
-  if (!finite(seconds) || seconds < 0) {
+  if (!std::isfinite(seconds) || seconds < 0) {
     return fail(ErrorCode::kInvalidArgument, "delay must be >= 0 s, got " + std::to_string(seconds),
                 {{"seconds", seconds}});
   }

@@ -15,6 +15,8 @@ namespace runrec::hardware {
 
 constexpr double kLeftMountOffsetX = -34;  // left mount relative to the right, mm
 constexpr double kHomeX = 418, kHomeY = 353, kHomeMount = 218;
+// µL: volumes closer than this are equal (so both robots refuse the same requests).
+constexpr double kVolumeTolerance = 1e-6;
 
 // Gantry X, Y and the mount's own axis.
 struct MountAxes {
