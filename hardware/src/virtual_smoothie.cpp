@@ -22,6 +22,7 @@ namespace {
 
 constexpr std::array<double, VirtualSmoothie::kAxes> kBoardHomed{218, 19, 19, 418, 353, 218};
 constexpr double kLimitSlack = 0.5;  // mm past the homed position before the switch trips
+constexpr std::string_view kAckText = "ok\r\nok\r\n";  // after every line's reply
 
 int axisIndex(char c) {
   switch (c) {
@@ -80,25 +81,18 @@ bool isCodeToken(std::string_view tok) {
   return tok.size() >= 2 && (tok[0] == 'G' || tok[0] == 'M') && tok[1] >= '0' && tok[1] <= '9';
 }
 
-// Calls f(letter, value) for each "X1.5"-style argument; false on a malformed one.
+// Calls f(letter, value) for each "X1.5"-style argument token; false on a malformed one.
 template <class F>
-bool forEachArg(std::string_view args, F&& f) {
-  const char* p = args.data();
-  const char* end = p + args.size();
-  while (p != end) {
-    if (*p == ' ') {
-      ++p;
-      continue;
-    }
-    const char* tok = p;
-    while (p != end && *p != ' ') ++p;
-    if (p - tok == 1) {
-      if (!f(*tok, std::nullopt)) return false;
+bool forEachArgToken(const std::string_view* first, const std::string_view* last, F&& f) {
+  for (; first != last; ++first) {
+    std::string_view tok = *first;
+    if (tok.size() == 1) {
+      if (!f(tok[0], std::nullopt)) return false;
       continue;
     }
     double v = 0;
-    if (!parseNumber(std::string_view(tok + 1, static_cast<std::size_t>(p - tok - 1)), v)) return false;
-    if (!f(*tok, std::optional<double>(v))) return false;
+    if (!parseNumber(tok.substr(1), v)) return false;
+    if (!f(tok[0], std::optional<double>(v))) return false;
   }
   return true;
 }
@@ -187,9 +181,15 @@ double VirtualSmoothie::moveTime(const std::array<double, kAxes>& from, const st
   return t;
 }
 
-bool VirtualSmoothie::applyMove(std::string_view args, std::string& /*data*/, std::string& err) {
+template <class F>
+bool VirtualSmoothie::forEachArg(const Code& code, F&& f) const {
+  const std::string_view* first = argTokens_.data() + code.firstArg;
+  return forEachArgToken(first, first + code.argCount, std::forward<F>(f));
+}
+
+bool VirtualSmoothie::applyMove(const Code& code, std::string& err) {
   std::array<double, kAxes> target = pos_;
-  bool ok = forEachArg(args, [&](char letter, std::optional<double> v) {
+  bool ok = forEachArg(code, [&](char letter, std::optional<double> v) {
     if (!v) return false;
     if (letter == 'F') {
       if (*v <= 0) return false;
@@ -221,6 +221,7 @@ void VirtualSmoothie::splitCodes(std::string_view line) {
   // One pass over the line: the first token is a code, every later code token starts the
   // next one, and a code's arguments run from its first argument token to its last.
   codes_.clear();
+  argTokens_.clear();
   const char* p = line.data();
   const char* end = p + line.size();
   while (p != end) {
@@ -232,10 +233,12 @@ void VirtualSmoothie::splitCodes(std::string_view line) {
     while (p != end && *p != ' ') ++p;
     std::string_view token(tok, static_cast<std::size_t>(p - tok));
     if (codes_.empty() || isCodeToken(token)) {
-      codes_.push_back({token, {}});
+      codes_.push_back({token, {}, static_cast<std::uint32_t>(argTokens_.size()), 0});
     } else {
-      std::string_view& args = codes_.back().args;
-      args = args.empty() ? token : std::string_view(args.data(), static_cast<std::size_t>(p - args.data()));
+      Code& code = codes_.back();
+      code.args = code.args.empty() ? token : std::string_view(code.args.data(), static_cast<std::size_t>(p - code.args.data()));
+      argTokens_.push_back(token);
+      ++code.argCount;
     }
   }
 }
@@ -289,14 +292,15 @@ void VirtualSmoothie::executeLine(std::string_view line, std::string& out) {
   double secondsBefore = simulatedSeconds_;
   std::string data, err;
   for (std::size_t n = 0; n < codes_.size() && err.empty(); ++n) {
-    const std::string_view code = codes_[n].name, args = codes_[n].args;
+    const Code& c = codes_[n];
+    const std::string_view code = c.name, args = c.args;
     // Most frequent first (moves, currents, dwell, wait); the conditions are disjoint.
     if (code == "G0" || code == "G1") {
-      applyMove(args, data, err);
+      applyMove(c, err);
     } else if (code == "M907" || code == "M203.1" || code == "M204" || code == "M92") {
       const bool accel = code == "M204";
       auto& table = code == "M907" ? current_ : code == "M203.1" ? maxSpeed_ : accel ? accel_ : steps_;
-      bool ok = forEachArg(args, [&](char letter, std::optional<double> v) {
+      bool ok = forEachArg(c, [&](char letter, std::optional<double> v) {
         if (!v) return false;
         if (letter == 'S' && accel) return true;
         int i = axisIndex(letter);
@@ -309,7 +313,7 @@ void VirtualSmoothie::executeLine(std::string_view line, std::string& out) {
                code.rfind("M365", 0) == 0) {
       // wait / motors off / microstepping / max travel: nothing to keep
     } else if (code == "G4") {
-      bool ok = forEachArg(args, [&](char letter, std::optional<double> v) {
+      bool ok = forEachArg(c, [&](char letter, std::optional<double> v) {
         if (!v || *v < 0) return false;
         if (letter == 'P') simulatedSeconds_ += *v / 1000.0;
         else if (letter == 'S') simulatedSeconds_ += *v;
@@ -324,7 +328,7 @@ void VirtualSmoothie::executeLine(std::string_view line, std::string& out) {
     } else if (code == "G28.2") {
       std::array<double, kAxes> target = pos_;
       bool any = false;
-      bool ok = forEachArg(args, [&](char letter, std::optional<double> v) {
+      bool ok = forEachArg(c, [&](char letter, std::optional<double> v) {
         int i = axisIndex(letter);
         if (i < 0 || v) return false;
         target[i] = kBoardHomed[i];
@@ -397,7 +401,7 @@ void VirtualSmoothie::executeLine(std::string_view line, std::string& out) {
     out += "\r\n";
   }
   out += data;
-  out += "ok\r\nok\r\n";
+  out.append(kAckText.data(), kAckText.size());
 }
 
 // ---- PtySmoothie ----

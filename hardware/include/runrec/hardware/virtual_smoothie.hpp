@@ -11,6 +11,7 @@
 
 #include <array>
 #include <atomic>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -66,19 +67,27 @@ class VirtualSmoothie {
   bool disconnected() const { return disconnected_; }  // a disconnect fault fired
 
  private:
-  // One code of a line ("G0") and its argument text ("X1 Y2"), pointing into the line.
+  // One code of a line ("G0"), its argument text ("X1 Y2"), pointing into the line, and
+  // its argument tokens (argTokens_[firstArg], ... argCount of them).
   struct Code {
     std::string_view name, args;
+    std::uint32_t firstArg = 0, argCount = 0;
   };
-  void splitCodes(std::string_view line);  // into codes_
+  void splitCodes(std::string_view line);  // into codes_ and argTokens_
+  // Calls f(letter, value) for each of the code's arguments ("X1.5", or "X": no value);
+  // false at the first malformed one or the first f that returns false.
+  template <class F>
+  bool forEachArg(const Code& code, F&& f) const;
   void executeLine(std::string_view line, std::string& out);
-  bool applyMove(std::string_view args, std::string& data, std::string& err);
+  bool applyMove(const Code& code, std::string& err);
   double moveTime(const std::array<double, kAxes>& from, const std::array<double, kAxes>& to) const;
   const SmoothieFault* faultFor(long move) const;
 
   VirtualSmoothieOptions options_;
   std::string partial_;
-  std::vector<Code> codes_;  // the line being executed, split (reused: no allocation per line)
+  // The line being executed, split (reused: no allocation per line).
+  std::vector<Code> codes_;
+  std::vector<std::string_view> argTokens_;
   std::array<double, kAxes> pos_{};
   std::array<bool, kAxes> homed_{};
   std::array<double, kAxes> maxSpeed_{125, 40, 40, 600, 400, 125};
