@@ -41,28 +41,29 @@ constexpr char kBoardAxisNames[] = "ABCXYZ";
 // Plain decimals ("-3.525", "218", "0.005"): what every driver line carries. With at most
 // 15 digits the digits are an exact integer m and, with k <= 22 decimals, 10^k is exact
 // too, so m / 10^k is one correctly rounded division: the same double std::from_chars
-// returns (Clinger's fast path). Anything else ("1e2", ".5", 16+ digits) returns false and
-// goes to std::from_chars.
-bool parsePlainDecimal(const char* first, const char* last, double& out) {
+// returns (Clinger's fast path). Reads [-]digits[.digits] from p up to a space or `last`;
+// on success moves p there. Anything else ("1e2", ".5", "5.", 16+ digits) returns false,
+// leaves p alone and is for std::from_chars.
+bool scanPlainDecimal(const char*& p, const char* last, double& out) {
   static constexpr double kPow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
                                       1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
-  bool negative = first != last && *first == '-';
-  if (negative) ++first;
+  const char* q = p;
+  bool negative = q != last && *q == '-';
+  if (negative) ++q;
   std::uint64_t m = 0;
   int digits = 0, decimals = 0;
-  const char* p = first;
-  for (; p != last && *p >= '0' && *p <= '9'; ++p, ++digits) m = m * 10 + static_cast<unsigned>(*p - '0');
+  for (; q != last && *q >= '0' && *q <= '9'; ++q, ++digits) m = m * 10 + static_cast<unsigned>(*q - '0');
   if (digits == 0) return false;
-  if (p != last) {
-    if (*p != '.') return false;
-    const char* frac = ++p;
-    for (; p != last && *p >= '0' && *p <= '9'; ++p, ++digits) m = m * 10 + static_cast<unsigned>(*p - '0');
-    decimals = static_cast<int>(p - frac);
-    if (p != last || decimals == 0) return false;
+  if (q != last && *q == '.') {
+    const char* frac = ++q;
+    for (; q != last && *q >= '0' && *q <= '9'; ++q, ++digits) m = m * 10 + static_cast<unsigned>(*q - '0');
+    decimals = static_cast<int>(q - frac);
+    if (decimals == 0) return false;
   }
-  if (digits > 15) return false;
+  if ((q != last && *q != ' ') || digits > 15) return false;
   double v = static_cast<double>(m) / kPow10[decimals];
   out = negative ? -v : v;
+  p = q;
   return true;
 }
 
@@ -71,30 +72,14 @@ bool parseNumber(std::string_view text, double& out) {
   const char* first = text.data();
   const char* last = first + text.size();
   if (*first == '+') ++first;
-  if (parsePlainDecimal(first, last, out)) return true;
+  if (const char* p = first; scanPlainDecimal(p, last, out) && p == last) return true;
   auto [ptr, ec] = std::from_chars(first, last, out);
   return ec == std::errc() && ptr == last && std::isfinite(out);
 }
 
 // A code starts a new command in a line: G or M and a digit ("G0", "M907", "G28.2").
-bool isCodeToken(std::string_view tok) {
-  return tok.size() >= 2 && (tok[0] == 'G' || tok[0] == 'M') && tok[1] >= '0' && tok[1] <= '9';
-}
-
-// Calls f(letter, value) for each "X1.5"-style argument token; false on a malformed one.
-template <class F>
-bool forEachArgToken(const std::string_view* first, const std::string_view* last, F&& f) {
-  for (; first != last; ++first) {
-    std::string_view tok = *first;
-    if (tok.size() == 1) {
-      if (!f(tok[0], std::nullopt)) return false;
-      continue;
-    }
-    double v = 0;
-    if (!parseNumber(tok.substr(1), v)) return false;
-    if (!f(tok[0], std::optional<double>(v))) return false;
-  }
-  return true;
+bool isCodeStart(const char* p, const char* last) {
+  return last - p >= 2 && (p[0] == 'G' || p[0] == 'M') && p[1] >= '0' && p[1] <= '9';
 }
 
 void appendFixed(std::string& out, double v) {
@@ -183,8 +168,12 @@ double VirtualSmoothie::moveTime(const std::array<double, kAxes>& from, const st
 
 template <class F>
 bool VirtualSmoothie::forEachArg(const Code& code, F&& f) const {
-  const std::string_view* first = argTokens_.data() + code.firstArg;
-  return forEachArgToken(first, first + code.argCount, std::forward<F>(f));
+  for (std::uint32_t i = code.firstArg, n = code.firstArg + code.argCount; i < n; ++i) {
+    const Arg& arg = args_[i];
+    if (!arg.valid) return false;
+    if (!(arg.bare ? f(arg.letter, std::nullopt) : f(arg.letter, std::optional<double>(arg.value)))) return false;
+  }
+  return true;
 }
 
 bool VirtualSmoothie::applyMove(const Code& code, std::string& err) {
@@ -219,9 +208,10 @@ bool VirtualSmoothie::applyMove(const Code& code, std::string& err) {
 
 void VirtualSmoothie::splitCodes(std::string_view line) {
   // One pass over the line: the first token is a code, every later code token starts the
-  // next one, and a code's arguments run from its first argument token to its last.
+  // next one, and a code's arguments run from its first argument token to its last. Each
+  // argument's number is read in the same pass.
   codes_.clear();
-  argTokens_.clear();
+  args_.clear();
   const char* p = line.data();
   const char* end = p + line.size();
   while (p != end) {
@@ -230,16 +220,24 @@ void VirtualSmoothie::splitCodes(std::string_view line) {
       continue;
     }
     const char* tok = p;
-    while (p != end && *p != ' ') ++p;
-    std::string_view token(tok, static_cast<std::size_t>(p - tok));
-    if (codes_.empty() || isCodeToken(token)) {
-      codes_.push_back({token, {}, static_cast<std::uint32_t>(argTokens_.size()), 0});
-    } else {
-      Code& code = codes_.back();
-      code.args = code.args.empty() ? token : std::string_view(code.args.data(), static_cast<std::size_t>(p - code.args.data()));
-      argTokens_.push_back(token);
-      ++code.argCount;
+    if (codes_.empty() || isCodeStart(p, end)) {
+      while (p != end && *p != ' ') ++p;
+      codes_.push_back({std::string_view(tok, static_cast<std::size_t>(p - tok)), {},
+                        static_cast<std::uint32_t>(args_.size()), 0});
+      continue;
     }
+    Arg arg;
+    arg.letter = *p++;
+    if (!scanPlainDecimal(p, end, arg.value)) {
+      while (p != end && *p != ' ') ++p;
+      arg.bare = p - tok == 1;
+      arg.valid = arg.bare || parseNumber(std::string_view(tok + 1, static_cast<std::size_t>(p - tok - 1)), arg.value);
+    }
+    args_.push_back(arg);
+    Code& code = codes_.back();
+    const char* argsBegin = code.argCount ? code.args.data() : tok;
+    code.args = std::string_view(argsBegin, static_cast<std::size_t>(p - argsBegin));
+    ++code.argCount;
   }
 }
 
@@ -248,10 +246,10 @@ void VirtualSmoothie::executeLine(std::string_view line, std::string& out) {
   if (silent_ || disconnected_) return;
   splitCodes(line);
   // A motion line: a G28.2, or a G0/G1 naming an axis. Faults count them.
-  const Code* motion = nullptr;
+  bool motion = false;
   for (const Code& c : codes_) {
     if (c.name == "G28.2" || ((c.name == "G0" || c.name == "G1") && namesAnAxis(c.args))) {
-      motion = &c;
+      motion = true;
       break;
     }
   }

@@ -70,7 +70,9 @@ TEST_CASE("MalformedArgumentsAndUnknownCodesAreErrors") {
   CHECK(send(board, "G0 X--1") == "error:Bad G0 arguments\r\nok\r\nok\r\n");
   CHECK(send(board, "M907 X-1") == "error:Bad M907 arguments\r\nok\r\nok\r\n");
   CHECK(send(board, "G4 Q1") == "error:Bad G4 arguments\r\nok\r\nok\r\n");
+  CHECK(send(board, "G0 X1 Y") == "error:Bad G0 arguments\r\nok\r\nok\r\n");
   CHECK(send(board, "G28.2") == "error:Bad G28.2 arguments\r\nok\r\nok\r\n");
+  CHECK(send(board, "G28.2 X5") == "error:Bad G28.2 arguments\r\nok\r\nok\r\n");
   CHECK(send(board, "FOO BAR") == "error:Unsupported command FOO\r\nok\r\nok\r\n");
   CHECK(send(board, "M400 G5") == "error:Unsupported command G5\r\nok\r\nok\r\n");
   // The line stops at its first error: the move after it is not made.

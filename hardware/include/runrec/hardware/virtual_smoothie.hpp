@@ -67,14 +67,20 @@ class VirtualSmoothie {
   bool disconnected() const { return disconnected_; }  // a disconnect fault fired
 
  private:
-  // One code of a line ("G0"), its argument text ("X1 Y2"), pointing into the line, and
-  // its argument tokens (argTokens_[firstArg], ... argCount of them).
+  // One code of a line ("G0"), its argument text ("X1 Y2", pointing into the line) and its
+  // arguments, args_[firstArg] on (argCount of them).
   struct Code {
     std::string_view name, args;
     std::uint32_t firstArg = 0, argCount = 0;
   };
-  void splitCodes(std::string_view line);  // into codes_ and argTokens_
-  // Calls f(letter, value) for each of the code's arguments ("X1.5", or "X": no value);
+  // One argument: "X1.5" (letter and value), "X" (bare), or malformed (not valid).
+  struct Arg {
+    char letter = 0;
+    bool bare = false, valid = true;
+    double value = 0;
+  };
+  void splitCodes(std::string_view line);  // into codes_ and args_
+  // Calls f(letter, value) for each of the code's arguments (no value for a bare letter);
   // false at the first malformed one or the first f that returns false.
   template <class F>
   bool forEachArg(const Code& code, F&& f) const;
@@ -87,7 +93,7 @@ class VirtualSmoothie {
   std::string partial_;
   // The line being executed, split (reused: no allocation per line).
   std::vector<Code> codes_;
-  std::vector<std::string_view> argTokens_;
+  std::vector<Arg> args_;
   std::array<double, kAxes> pos_{};
   std::array<bool, kAxes> homed_{};
   std::array<double, kAxes> maxSpeed_{125, 40, 40, 600, 400, 125};
