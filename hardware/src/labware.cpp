@@ -338,7 +338,7 @@ LabwareLibrary::LabwareLibrary() = default;
 const std::vector<LabwareDefinitionPtr>& LabwareLibrary::builtIns() {
   static const std::vector<LabwareDefinitionPtr> all = [] {
     std::vector<LabwareDefinitionPtr> defs;
-    for (const auto& [loadName, version] : detail::builtinLabwareIds())
+    for (const auto& [loadName, version] : builtInIds())
       if (auto def = builtIn(loadName, version)) defs.push_back(std::move(def));
     return defs;
   }();
@@ -390,6 +390,11 @@ Status LabwareLibrary::addDirectory(const std::filesystem::path& dir) {
   return {};
 }
 
+const std::vector<std::pair<std::string, int>>& LabwareLibrary::builtInIds() {
+  static const std::vector<std::pair<std::string, int>> ids = detail::builtinLabwareIds();
+  return ids;
+}
+
 Result<LabwareDefinitionPtr> LabwareLibrary::find(std::string_view uri) const {
   if (auto it = custom_.find(uri); it != custom_.end()) return it->second;
   if (auto it = directory_.find(uri); it != directory_.end()) return it->second;
@@ -405,7 +410,7 @@ Result<LabwareDefinitionPtr> LabwareLibrary::find(std::string_view uri) const {
   return fail(ErrorCode::kNotFound,
               "no labware definition \"" + std::string(uri) + "\" (searched " + std::to_string(custom_.size()) +
                   " protocol definitions, " + std::to_string(directory_.size()) + " from directories, " +
-                  std::to_string(detail::builtinLabwareIds().size()) + " built-in)",
+                  std::to_string(builtInIds().size()) + " built-in)",
               {{"uri", std::string(uri)}});
 }
 

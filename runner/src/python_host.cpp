@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
@@ -212,11 +213,13 @@ PyObject* pyLabware(PyObject*, PyObject* args) {
   int version = versionObj != Py_None ? static_cast<int>(PyLong_AsLong(versionObj)) : 0;
   if (PyErr_Occurred()) return nullptr;
   hardware::LabwareDefinitionPtr best;
-  for (const auto& def : hardware::LabwareLibrary::builtIns()) {
-    if (def->loadName != loadName || (!ns.empty() && def->ns != ns)) continue;
-    if (version > 0 && def->version != version) continue;
-    if (!best || def->version > best->version) best = def;
-  }
+  // Built-ins are all in namespace "opentrons": pick the version by id, then generate only it.
+  int bestVersion = 0;
+  if (ns.empty() || ns == "opentrons")
+    for (const auto& [name, v] : hardware::LabwareLibrary::builtInIds())
+      if (name == loadName && (version <= 0 || v == version)) bestVersion = std::max(bestVersion, v);
+  if (bestVersion > 0)
+    if (auto found = hardware::LabwareLibrary().find("opentrons", loadName, bestVersion)) best = *found;
   if (!best && gSession) {
     // Custom folders: try the namespaces Opentrons uses for custom labware.
     for (std::string tryNs : {ns.empty() ? std::string("custom_beta") : ns, std::string("opentrons")}) {
@@ -235,8 +238,8 @@ PyObject* pyLabware(PyObject*, PyObject* args) {
 // _runrec.labware_names() -> list of built-in load names (for suggestions).
 PyObject* pyLabwareNames(PyObject*, PyObject*) {
   PyObject* list = PyList_New(0);
-  for (const auto& def : hardware::LabwareLibrary::builtIns()) {
-    PyObject* s = PyUnicode_FromString(def->loadName.c_str());
+  for (const auto& [name, version] : hardware::LabwareLibrary::builtInIds()) {
+    PyObject* s = PyUnicode_FromString(name.c_str());
     PyList_Append(list, s);
     Py_DECREF(s);
   }

@@ -67,8 +67,12 @@ class LabwareLibrary {
   Result<LabwareDefinitionPtr> find(std::string_view uri) const;
   Result<LabwareDefinitionPtr> find(std::string_view ns, std::string_view loadName, int version) const;
 
-  // The built-in definitions only, for tools (e.g. the seed protocol generator).
+  // The built-in definitions only, for tools (e.g. the seed protocol generator). Generates
+  // every one of them on first call; find() generates only the one it is asked for.
   static const std::vector<LabwareDefinitionPtr>& builtIns();
+  // Every built-in's (loadName, version), all in namespace "opentrons", without generating
+  // any definition.
+  static const std::vector<std::pair<std::string, int>>& builtInIds();
 
  private:
   std::map<std::string, LabwareDefinitionPtr, std::less<>> custom_;     // add()
