@@ -40,9 +40,22 @@ void check(const hardware::Status& st, bool tipCommand = false) {
   throw Failure{std::move(e)};
 }
 
+// Built member by member: an initializer list copies every element (this runs for every
+// command's result).
 json pointJson(const Point& p) {
   auto r = [](double v) { return std::round(v * 1000.0) / 1000.0; };
-  return {{"x", r(p.x)}, {"y", r(p.y)}, {"z", r(p.z)}};
+  json o = json::object();
+  o["x"] = r(p.x);
+  o["y"] = r(p.y);
+  o["z"] = r(p.z);
+  return o;
+}
+
+// {"position": {x, y, z}}: the result of every motion command.
+json positionResult(const Point& p) {
+  json o = json::object();
+  o["position"] = pointJson(p);
+  return o;
 }
 
 const json& field(const json& params, const char* key) {
@@ -376,7 +389,7 @@ class Run {
     Point target = centred(pip, lw, wellTarget(lw, well, loc));
     moveAlongArc(pip, target, lw.id, well);
     check(robot_.dropTip(pip.mount), true);
-    return {{"position", pointJson(target)}};
+    return positionResult(target);
   }
 
   const PipetteState& pipetteWithTip(const json& p, const char* action) {
@@ -447,7 +460,7 @@ class Run {
     Point target = centred(pip, lw, wellTarget(lw, well, wellLocation(p, hardware::WellOrigin::kTop)));
     moveAlongArc(pip, target, lw.id, well);
     check(robot_.blowOut(pip.mount, rate));
-    return {{"position", pointJson(target)}};
+    return positionResult(target);
   }
 
   // `apiLevel` (optional, "2.N"): the Python Protocol API level whose path to follow. Below
@@ -478,7 +491,7 @@ class Run {
     }
     moveAlongArc(pip, approach, lw.id, well);
     for (const Point& pt : *points) check(robot_.moveTo(pip.mount, pt, speed));
-    return {{"position", pointJson(points->empty() ? approach : points->back())}};
+    return positionResult(points->empty() ? approach : points->back());
   }
 
   // params.apiLevel's minor version for touchTip (major must be 2); 14 when absent.
@@ -528,7 +541,7 @@ class Run {
     Point target = centred(pip, lw, wellTarget(lw, well, wellLocation(p, hardware::WellOrigin::kTop)));
     bool direct = field(p, "forceDirect").is_boolean() && p["forceDirect"].get<bool>();
     moveAlongArc(pip, target, lw.id, well, optionalNumber(p, "minimumZHeight"), direct, optionalNumber(p, "speed"));
-    return {{"position", pointJson(target)}};
+    return positionResult(target);
   }
 
   json moveToCoordinates(const json& p) {
@@ -538,7 +551,7 @@ class Run {
     Point target{requireNumber(c, "x"), requireNumber(c, "y"), requireNumber(c, "z")};
     bool direct = field(p, "forceDirect").is_boolean() && p["forceDirect"].get<bool>();
     moveAlongArc(pip, target, "", "", optionalNumber(p, "minimumZHeight"), direct, optionalNumber(p, "speed"));
-    return {{"position", pointJson(target)}};
+    return positionResult(target);
   }
 
   json moveRelative(const json& p) {
@@ -551,7 +564,7 @@ class Run {
     else if (axis == "z") target.z += distance;
     else failWith("InvalidParams", "params.axis: expected \"x\", \"y\" or \"z\", got \"" + axis + "\"");
     check(robot_.moveTo(pip.mount, target, std::nullopt));
-    return {{"position", pointJson(target)}};
+    return positionResult(target);
   }
 
   json savePosition(const json& p) {
