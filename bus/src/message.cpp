@@ -52,6 +52,17 @@ void appendNlohmann(const nlohmann::json& value, std::string& out) {
   out += value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+// Appends `s` as a JSON string literal, as nlohmann writes it. Plain ASCII (no control
+// characters, quotes or backslashes: run ids, keys, command types) is copied directly;
+// anything else goes through nlohmann.
+void appendJsonString(std::string& out, std::string_view s) {
+  for (unsigned char c : s)
+    if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') return appendNlohmann(nlohmann::json(std::string(s)), out);
+  out += '"';
+  out += s;
+  out += '"';
+}
+
 // The same text as appendNlohmann, without its per-character escaping state machine and
 // per-call output adapter: the engine encodes every event's payload, and nlohmann's dump
 // was ~10k instructions per event. Strings that need escaping or hold non-ASCII bytes, and
@@ -85,15 +96,8 @@ void dumpJsonTo(const nlohmann::json& value, std::string& out) {
       out.append(buf.data(), end);
       return;
     }
-    case T::string: {
-      const auto& s = value.get_ref<const std::string&>();
-      for (unsigned char c : s)
-        if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') return appendNlohmann(value, out);
-      out += '"';
-      out += s;
-      out += '"';
-      return;
-    }
+    case T::string:
+      return appendJsonString(out, value.get_ref<const std::string&>());
     case T::array: {
       out += '[';
       bool first = true;
@@ -111,19 +115,7 @@ void dumpJsonTo(const nlohmann::json& value, std::string& out) {
       for (const auto& [k, v] : value.get_ref<const nlohmann::json::object_t&>()) {
         if (!first) out += ',';
         first = false;
-        bool plain = true;
-        for (unsigned char c : k)
-          if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') {
-            plain = false;
-            break;
-          }
-        if (plain) {
-          out += '"';
-          out += k;
-          out += '"';
-        } else {
-          appendNlohmann(nlohmann::json(k), out);
-        }
+        appendJsonString(out, k);
         out += ':';
         dumpJsonTo(v, out);
       }
@@ -135,24 +127,6 @@ void dumpJsonTo(const nlohmann::json& value, std::string& out) {
   }
 }
 
-// Appends `s` as a JSON string literal. Plain ASCII (the usual run id) is copied directly.
-void appendJsonString(std::string& out, const std::string& s) {
-  bool plain = true;
-  for (unsigned char c : s) {
-    if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
-      plain = false;
-      break;
-    }
-  }
-  if (plain) {
-    out += '"';
-    out += s;
-    out += '"';
-    return;
-  }
-  std::string tmp;
-  out += dumpOrReplace(nlohmann::json(s), tmp);
-}
 
 // A short rendering of an offending value for error messages.
 std::string show(const nlohmann::json& value) {
@@ -627,7 +601,7 @@ void appendFrame(std::string& out, MessageType type, const std::string& runId, s
   out.append(digits, end);
   if (!replyTo.empty()) {
     out += R"(,"replyTo":)";
-    appendJsonString(out, std::string(replyTo));
+    appendJsonString(out, replyTo);
   }
   out += R"(,"body":)";
   if (bodyJson.empty()) {
