@@ -9,6 +9,7 @@
 #include <regex>
 
 #include "pipeline_support.hpp"
+#include "support/event_log.hpp"
 #include "runrec/engine/engine.hpp"
 #include "runrec/engine/state.hpp"
 #include "runrec/hardware/sim_robot.hpp"
@@ -69,14 +70,12 @@ std::filesystem::path writeProtocol(const std::filesystem::path& dir, const json
   return path;
 }
 
-std::unique_ptr<engine::EventLog> openLog(const std::filesystem::path& db) {
-  auto log = engine::EventLog::open(db, engine::LogOptions{engine::Sync::kNormal, true, false});
-  REQUIRE_MESSAGE(log.has_value(), (log ? "" : log.error().message));
-  return std::move(*log);
+std::unique_ptr<engine::EventLog> openReadOnly(const std::filesystem::path& db) {
+  return openLog(db, engine::LogOptions{engine::Sync::kNormal, true, false});
 }
 
 std::vector<engine::Event> eventsOf(const std::filesystem::path& db, const std::string& runId) {
-  auto events = openLog(db)->events(runId);
+  auto events = openReadOnly(db)->events(runId);
   REQUIRE(events.has_value());
   return *events;
 }
@@ -217,7 +216,7 @@ TEST_CASE("a replay on another robot runs and reports its comparison") {
 TEST_CASE("replay --rate keeps the recorded gaps between commands, scaled, on the replay clock") {
   auto dir = tempDir("pacing");
   auto orig = runInProcess(liquidProtocol(), dir / "p.db");
-  auto log = openLog(dir / "p.db");
+  auto log = openReadOnly(dir / "p.db");
   auto plan = recorder::planReplay(*log, orig.result.runId);
   REQUIRE(plan.has_value());
   REQUIRE(plan->commands.size() == liquidProtocol()["commands"].size());
@@ -370,7 +369,7 @@ TEST_CASE("the audit accounts for tips, liquids, control actions, time and the f
     json bad = liquidProtocol();
     bad["commands"][7]["params"]["volume"] = 500;  // beyond the tip
     auto run = runInProcess(bad, r.dir / "failed.db");
-    auto log = openLog(r.dir / "failed.db");
+    auto log = openReadOnly(r.dir / "failed.db");
     auto fa = recorder::auditRun(*log, run.result.runId);
     REQUIRE(fa.has_value());
     REQUIRE((*fa)["errors"].size() >= 1);
@@ -451,7 +450,7 @@ TEST_CASE("the HTML audit renders in a headless browser and its numbers match th
 TEST_CASE("export: robot-server command records, RFC 4180 CSV and the raw event stream") {
   auto r = recordLiquidRun("export");
   auto events = eventsOf(r.db, r.runId);
-  json detail = *recorder::runDetail(*openLog(r.db), r.runId);
+  json detail = *recorder::runDetail(*openReadOnly(r.db), r.runId);
 
   auto cj = runrec("export last --db " + r.db.string() + " --format commands-json");
   REQUIRE(cj.exitCode == 0);

@@ -6,23 +6,15 @@
 
 #include "runrec/engine/event_log.hpp"
 #include "support.hpp"
+#include "support/event_log.hpp"
 
 using namespace runrec::engine;
 using nlohmann::json;
 
 namespace {
 
-std::unique_ptr<EventLog> openLog(const std::filesystem::path& p) {
-  auto log = EventLog::open(p);
-  REQUIRE_MESSAGE(log.has_value(), (log ? "" : log.error().message));
-  return std::move(*log);
-}
-
-void createRun(EventLog& log, const std::string& id) {
-  REQUIRE(log.begin());
-  REQUIRE(log.createRun({id, nowTimestamp(), "test protocol", "abc123", "sim"}, "p.json", "{}"));
-  REQUIRE(log.commit());
-}
+using runrec::test::createRun;
+using runrec::test::openLog;
 
 Status appendOne(EventLog& log, const std::string& run, std::int64_t seq, const std::string& type = "runStarted") {
   if (auto st = log.begin(); !st) return st;

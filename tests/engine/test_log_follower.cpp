@@ -8,16 +8,25 @@
 #include "runrec/engine/log_follower.hpp"
 #include "runrec/engine/state.hpp"
 #include "support.hpp"
+#include "support/event_log.hpp"
 
 using namespace runrec::engine;
 using nlohmann::json;
 
 namespace {
 
-std::unique_ptr<EventLog> openLog(const std::filesystem::path& p) {
-  auto log = EventLog::open(p);
-  REQUIRE_MESSAGE(log.has_value(), (log ? "" : log.error().message));
-  return std::move(*log);
+// A fresh log in a new temporary folder with run "run-1" registered, and its path.
+std::pair<std::unique_ptr<EventLog>, std::filesystem::path> logWithRun() {
+  auto path = runrec::test::tempDir("follower") / "runs.db";
+  auto log = runrec::test::openLog(path);
+  runrec::test::createRun(*log, "run-1");
+  return {std::move(log), path};
+}
+
+std::unique_ptr<LogFollower> follow(const std::filesystem::path& path) {
+  auto f = LogFollower::start(path, "run-1", std::chrono::milliseconds(1));
+  REQUIRE_MESSAGE(f.has_value(), (f ? "" : f.error().message));
+  return std::move(*f);
 }
 
 // A small run: a pipette, a tip rack, then `n` pick-up/drop cycles, committed in batches of
@@ -48,16 +57,9 @@ struct Writer {
 }  // namespace
 
 TEST_CASE("the log follower hands over exactly the fold of the committed log, tail included") {
-  auto dir = runrec::test::tempDir("follower");
-  auto path = dir / "runs.db";
-  auto log = openLog(path);
-  REQUIRE(log->begin());
-  REQUIRE(log->createRun({"run-1", nowTimestamp(), "p", "abc", "sim"}, "p.json", "{}"));
-  REQUIRE(log->commit());
-
-  auto f = LogFollower::start(path, "run-1", std::chrono::milliseconds(1));
-  REQUIRE_MESSAGE(f.has_value(), (f ? "" : f.error().message));
-  auto& follower = **f;
+  auto [log, path] = logWithRun();
+  auto f = follow(path);
+  auto& follower = *f;
 
   Writer w{*log, "run-1", 0, 0, 7};
   w.event(event::kRunCreated, {{"protocol", {{"name", "p"}}}, {"robot", "sim"}});
@@ -93,37 +95,26 @@ TEST_CASE("the log follower hands over exactly the fold of the committed log, ta
 }
 
 TEST_CASE("the log follower reads only what is committed") {
-  auto dir = runrec::test::tempDir("follower");
-  auto path = dir / "runs.db";
-  auto log = openLog(path);
-  REQUIRE(log->begin());
-  REQUIRE(log->createRun({"run-1", nowTimestamp(), "p", "abc", "sim"}, "p.json", "{}"));
-  REQUIRE(log->commit());
-  auto f = LogFollower::start(path, "run-1", std::chrono::milliseconds(1));
-  REQUIRE(f);
+  auto [log, path] = logWithRun();
+  auto f = follow(path);
   Writer w{*log, "run-1", 0, 0, 1000};
   w.event(event::kRunCreated, {{"protocol", {{"name", "p"}}}, {"robot", "sim"}});
   w.event(event::kRunStarted, json::object());
   std::this_thread::sleep_for(std::chrono::milliseconds(30));
-  CHECK((*f)->foldedSeq() == 0);  // still in the writer's open transaction
+  CHECK(f->foldedSeq() == 0);  // still in the writer's open transaction
   w.commit();
-  auto handed = (*f)->finish();
+  auto handed = f->finish();
   REQUIRE(handed);
   CHECK(handed->state.lastSeq == 2);
 }
 
 TEST_CASE("a damaged event stops the log follower with an error naming it") {
-  auto dir = runrec::test::tempDir("follower");
-  auto path = dir / "runs.db";
-  auto log = openLog(path);
+  auto [log, path] = logWithRun();
   REQUIRE(log->begin());
-  REQUIRE(log->createRun({"run-1", nowTimestamp(), "p", "abc", "sim"}, "p.json", "{}"));
   REQUIRE(log->append({"run-1", 1, event::kRunCreated, nowTimestamp(), "", json::object()}));
   REQUIRE(log->append({"run-1", 2, event::kRunStarted, nowTimestamp(), "", json::object()}, "{\"torn\":"));
   REQUIRE(log->commit());
-  auto f = LogFollower::start(path, "run-1", std::chrono::milliseconds(1));
-  REQUIRE(f);
-  auto handed = (*f)->finish();
+  auto handed = follow(path)->finish();
   REQUIRE_FALSE(handed.has_value());
   CHECK(handed.error().code == ErrorCode::kCorrupt);
   CHECK(handed.error().message.find("event 2") != std::string::npos);
