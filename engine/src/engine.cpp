@@ -17,10 +17,10 @@
 #include <unordered_set>
 
 #include "executor.hpp"
-#include "runrec/engine/log_follower.hpp"
 #include "runrec/bus/control.hpp"
 #include "runrec/bus/events.hpp"
 #include "runrec/engine/history.hpp"
+#include "runrec/engine/log_follower.hpp"
 
 namespace runrec::engine {
 
