@@ -1,12 +1,19 @@
 // The log follower: folds a run's committed events on its own thread and connection; what
 // it hands cleanup must be exactly the fold of the committed log.
 #include <doctest/doctest.h>
+#include <spdlog/sinks/ringbuffer_sink.h>
+#include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <thread>
 
+#include "runrec/engine/engine.hpp"
 #include "runrec/engine/event_log.hpp"
 #include "runrec/engine/log_follower.hpp"
 #include "runrec/engine/state.hpp"
+#include "runrec/hardware/sim_robot.hpp"
+#include "runrec/runner/runner.hpp"
+#include "runrec/runner/seed.hpp"
 #include "support.hpp"
 #include "support/event_log.hpp"
 
@@ -125,4 +132,53 @@ TEST_CASE("a log follower cannot start on a file that is not there") {
   auto f = LogFollower::start(dir / "missing.db", "run-1", std::chrono::milliseconds(1));
   REQUIRE_FALSE(f.has_value());
   CHECK(f.error().message.find("missing.db") != std::string::npos);
+}
+
+TEST_CASE("an engine run's cleanup takes the follower's fold (it never falls back to a whole-run fold)") {
+  // The engine warns when cleanup has to fold the run itself (no follower, or one that
+  // failed or stopped short); a run on a healthy log must never need to.
+  auto sink = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(256);
+  spdlog::default_logger()->sinks().push_back(sink);
+  struct Unhook {
+    std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink;
+    ~Unhook() {
+      auto& sinks = spdlog::default_logger()->sinks();
+      sinks.erase(std::remove(sinks.begin(), sinks.end(), sink), sinks.end());
+    }
+  } unhook{sink};
+
+  runrec::bus::Context ctx;
+  auto db = runrec::test::tempDir("follower-engine") / "runrec.db";
+  EngineOptions eo;
+  eo.dbPath = db;
+  eo.endpoint = "inproc://follower-engine";
+  eo.controlEndpoint = "none";
+  eo.maxRuns = 1;
+  eo.postRun = EngineOptions::PostRun::kStay;
+  auto e = Engine::create(ctx, eo, std::make_unique<runrec::hardware::SimRobot>());
+  REQUIRE_MESSAGE(e.has_value(), (e ? "" : e.error().message));
+  (*e)->start();
+  auto protocol = runrec::runner::parseProtocol(runrec::runner::makeSeedProtocol(300).dump(), "seed.json");
+  REQUIRE(protocol.has_value());
+  auto client = runrec::bus::CommandClient::connect(ctx, eo.endpoint, runrec::bus::ChannelOptions{});
+  REQUIRE(client.has_value());
+  runrec::runner::RunOptions ro;
+  ro.timeout = std::chrono::seconds(120);
+  auto r = runrec::runner::runProtocol(**client, *protocol, ro);
+  REQUIRE_MESSAGE(r.has_value(), (r ? "" : r.error().message));
+  REQUIRE((*e)->wait());
+  CHECK(r->summary["status"] == "succeeded");
+  // The seed ends with its tip dropped; cleanup found nothing to drop, as the fold says.
+  auto log = runrec::test::openLog(db);
+  auto events = log->events(r->summary["runId"].get<std::string>());
+  REQUIRE(events);
+  bool sawCleanup = false;
+  for (const auto& ev : *events)
+    if (ev.type == event::kCleanupStarted) {
+      sawCleanup = true;
+      CHECK(ev.payload["dropTips"] == json::array());
+    }
+  CHECK(sawCleanup);
+  for (const auto& line : sink->last_formatted())
+    CHECK_MESSAGE(line.find("log follower") == std::string::npos, line);
 }
