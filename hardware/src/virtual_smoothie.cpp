@@ -1,6 +1,7 @@
 // VirtualSmoothie: the board emulation (G-code parser, axes, replies, timing, faults) and
 // PtySmoothie, which serves it on a pseudo-terminal.
 #include "runrec/hardware/virtual_smoothie.hpp"
+#include "runrec/hardware/smoothie.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -20,7 +21,6 @@
 namespace runrec::hardware {
 namespace {
 
-constexpr std::array<double, VirtualSmoothie::kAxes> kBoardHomed{218, 19, 19, 418, 353, 218};
 constexpr double kLimitSlack = 0.5;  // mm past the homed position before the switch trips
 constexpr std::string_view kAckText = "ok\r\nok\r\n";  // after every line's reply
 
@@ -35,8 +35,8 @@ int axisIndex(char c) {
     default: return -1;
   }
 }
-
-constexpr char kBoardAxisNames[] = "ABCXYZ";
+// The board's axes are the driver's, in the same order (kSmoothieAxisNames, kSmoothieHomed).
+static_assert(VirtualSmoothie::kAxes == kSmoothieAxes);
 
 // Plain decimals ("-3.525", "218", "0.005"): what every driver line carries. With at most
 // 15 digits the digits are an exact integer m and, with k <= 22 decimals, 10^k is exact
@@ -195,9 +195,9 @@ bool VirtualSmoothie::applyMove(const Code& code, std::string& err) {
     return false;
   }
   for (int i = 0; i < kAxes; ++i) {
-    if (target[i] > kBoardHomed[i] + kLimitSlack) {
+    if (target[i] > kSmoothieHomed[i] + kLimitSlack) {
       alarm_ = true;
-      err = std::string("ALARM: Hard limit +") + kBoardAxisNames[i];
+      err = std::string("ALARM: Hard limit +") + kSmoothieAxisNames[i];
       return false;
     }
   }
@@ -329,7 +329,7 @@ void VirtualSmoothie::executeLine(std::string_view line, std::string& out) {
       bool ok = forEachArg(c, [&](char letter, std::optional<double> v) {
         int i = axisIndex(letter);
         if (i < 0 || v) return false;
-        target[i] = kBoardHomed[i];
+        target[i] = kSmoothieHomed[i];
         homed_[i] = true;
         any = true;
         return true;
@@ -347,7 +347,7 @@ void VirtualSmoothie::executeLine(std::string_view line, std::string& out) {
       data += "ok Homing status:";
       for (int i = 0; i < kAxes; ++i) {
         data += ' ';
-        data += kBoardAxisNames[i];
+        data += kSmoothieAxisNames[i];
         data += homed_[i] ? ":1" : ":0";
       }
       data += "\r\n";
@@ -355,7 +355,7 @@ void VirtualSmoothie::executeLine(std::string_view line, std::string& out) {
       data += "ok MCS:";
       for (int i = 0; i < kAxes; ++i) {
         data += ' ';
-        data += kBoardAxisNames[i];
+        data += kSmoothieAxisNames[i];
         data += ':';
         appendFixed(data, pos_[i]);
       }
