@@ -579,17 +579,18 @@ struct CommandServer::Impl {
     return r;
   }
 
-  Result<std::optional<Message>> receive(long timeoutMs) {
+  Result<std::optional<Message>> receive(long timeoutMs, int wakeFd = -1) {
     auto r = receiveChecked();
     if (!r || *r || timeoutMs == 0) return r;
     Deadline deadline = Deadline::after(milliseconds(timeoutMs));
-    zmq::pollitem_t item{pull.handle(), 0, ZMQ_POLLIN, 0};
+    zmq::pollitem_t items[2] = {{pull.handle(), 0, ZMQ_POLLIN, 0}, {nullptr, wakeFd, ZMQ_POLLIN, 0}};
     for (;;) {
-      int n = pollItems(&item, 1, deadline.pollMs());
+      int n = pollItems(items, wakeFd >= 0 ? 2 : 1, deadline.pollMs());
       if (n < 0) return tl::unexpected(fromZmq("poll", zmq::error_t()));
       if (n > 0) {
         r = receiveChecked();
         if (!r || *r) return r;
+        if (wakeFd >= 0 && (items[1].revents & ZMQ_POLLIN)) return std::optional<Message>{};
       }
       if (deadline.expired()) return std::optional<Message>{};
     }
@@ -721,9 +722,9 @@ Result<std::unique_ptr<CommandServer>> CommandServer::bind(Context& ctx,
   }
 }
 
-Result<std::optional<Message>> CommandServer::receive(std::chrono::milliseconds timeout) {
+Result<std::optional<Message>> CommandServer::receive(std::chrono::milliseconds timeout, int wakeFd) {
   return guarded<Result<std::optional<Message>>>(
-      "receive", [&] { return impl_->receive(std::max<long>(0, static_cast<long>(timeout.count()))); });
+      "receive", [&] { return impl_->receive(std::max<long>(0, static_cast<long>(timeout.count())), wakeFd); });
 }
 
 Result<std::optional<Message>> CommandServer::tryReceive() {

@@ -6,6 +6,8 @@
 #include <chrono>
 #include <optional>
 #include <thread>
+#include <sys/eventfd.h>
+#include <unistd.h>
 #include <zmq.hpp>
 
 #include "raw_engine.hpp"
@@ -538,4 +540,31 @@ TEST_CASE("BindingAnEndpointInUseFails") {
   REQUIRE_FALSE(second);
   CHECK(codeIs(second.error(), ErrorCode::kIo));
   CHECK(second.error().message.find(e) != std::string::npos);
+}
+
+TEST_CASE("ReceiveAlsoEndsWhenTheCallersDescriptorBecomesReadable") {
+  // The engine waits for the bus and for its log thread's commit at once (an eventfd).
+  Context ctx;
+  auto server = bindOrFail(ctx, freshEndpoint(Transport::kInproc), withHwm(4));
+  int efd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  REQUIRE(efd >= 0);
+  // Not readable: the whole timeout passes.
+  auto t0 = Clock::now();
+  auto r = server->receive(100ms, efd);
+  REQUIRE(r.has_value());
+  CHECK_FALSE(r->has_value());
+  CHECK(secondsSince(t0) >= 0.09);
+  // Made readable by another thread while the server waits: the wait ends early, with no message.
+  std::thread writer([&] {
+    std::this_thread::sleep_for(50ms);
+    const std::uint64_t one = 1;
+    CHECK(::write(efd, &one, sizeof one) == sizeof one);
+  });
+  t0 = Clock::now();
+  r = server->receive(10s, efd);
+  writer.join();
+  REQUIRE(r.has_value());
+  CHECK_FALSE(r->has_value());
+  CHECK(secondsSince(t0) < 5.0);
+  ::close(efd);
 }

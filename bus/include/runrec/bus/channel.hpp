@@ -112,8 +112,10 @@ class CommandServer {
   // Waits up to `timeout` for the next message on the command channel (nullopt if none
   // arrived). A frame that does not decode is returned as kMalformed (the frame is
   // consumed; the caller decides what to do). Messages come from any connected runner, in
-  // order per runner; stale ones (another runId) are the caller's to ignore.
-  Result<std::optional<Message>> receive(std::chrono::milliseconds timeout);
+  // order per runner; stale ones (another runId) are the caller's to ignore. `wakeFd`: a file
+  // descriptor of the caller's (e.g. an eventfd) that also ends the wait, with nullopt, when
+  // it becomes readable (the caller reads it).
+  Result<std::optional<Message>> receive(std::chrono::milliseconds timeout, int wakeFd = -1);
   // Non-blocking receive.
   Result<std::optional<Message>> tryReceive();
 
