@@ -16,6 +16,7 @@
 #include <thread>
 #include <unordered_set>
 
+#include "committer.hpp"
 #include "executor.hpp"
 #include "runrec/bus/control.hpp"
 #include "runrec/bus/events.hpp"
@@ -181,6 +182,10 @@ struct Engine::Impl {
   EngineOptions options;
   std::unique_ptr<LogLock> lock;
   std::unique_ptr<EventLog> log;
+  // Under --commit group: the log thread that appends and commits groups of motion and liquid
+  // events while this thread drives the next commands (committer.hpp). Declared after `log`:
+  // destroyed (joined) before it.
+  std::unique_ptr<Committer> committer;
   // Folds the open run's committed events on its own thread, for cleanup (log_follower.hpp).
   std::unique_ptr<LogFollower> follower;
   std::unique_ptr<hardware::Robot> robot;
@@ -209,18 +214,20 @@ struct Engine::Impl {
   std::vector<bus::Message> pendingReplies;  // sent after the next commit
   std::vector<std::pair<std::string, std::string>> pendingEvents;  // (topic, body), published after the next commit
   int cleanupSeq = 0;
-  // Appended since the last commit, re-appended after a failed write. `payload` is the
-  // event's JSON text as appended: the event's own payload may have been moved into the
-  // state (apply(state, Event&&)).
-  struct Pending {
-    Event event;
-    std::string payload;
-  };
-  std::vector<Pending> uncommitted;
+  // Recorded since the last commit (and not in the group the committer holds): appended and
+  // committed by the next flush() or handOff(), re-appended after a failed write. `payload`
+  // is the event's JSON text: the event's own payload has been moved into the state
+  // (apply(state, Event&&)).
+  std::vector<PendingEvent> uncommitted;
+  // The group the committer is writing: its replies and live events go out once it is
+  // committed (collect()).
+  std::vector<bus::Message> inFlightReplies;
+  std::vector<std::pair<std::string, std::string>> inFlightEvents;
 
   std::string payloadText;  // record()'s encoding buffer, reused
   Clock::time_point lastCommit = Clock::now();
   std::int64_t runCommits = 0;  // transactions committed for the open run
+  std::int64_t groupCommits = 0;  // of which by the committer
 
   // Whether a command's start must be committed before the robot acts on it
   // (EngineOptions::commit). Under kGroup only motion and liquid commands, whose loss in a
@@ -231,18 +238,18 @@ struct Engine::Impl {
         "aspirate", "dispense", "blowout", "touchTip", "moveToWell", "moveToCoordinates", "moveRelative",
         "savePosition", "comment"};
     if (!kGroupable.count(type)) return true;
-    return static_cast<int>(uncommitted.size()) >= options.commitMaxEvents ||
-           Clock::now() - lastCommit >= options.commitWindow;
+    const std::size_t waiting = uncommitted.size() + (committer ? committer->inFlightEvents() : 0);
+    return static_cast<int>(waiting) >= options.commitMaxEvents || Clock::now() - lastCommit >= options.commitWindow;
   }
 
+  // Records an event: encoded, folded into the state, and queued for the next commit
+  // (flush() or handOff()).
   Status record(const std::string& type, json payload, const std::string& commandId = "") {
-    if (auto st = log->begin(); !st) return st;
     Event e{state.runId, state.lastSeq + 1, type, nowTimestamp(), commandId, std::move(payload)};
     // The payload is encoded once: the same text goes to the log and to subscribers.
     payloadText.clear();
     bus::dumpJson(e.payload, payloadText);
-    if (auto st = log->append(e, payloadText); !st) return st;
-    // Live events: encoded now, published by flush() once committed.
+    // Live events: encoded now, published once committed.
     if (events) pendingEvents.emplace_back(bus::eventTopic(e.runId, e.type), encodeLiveEvent(e, payloadText));
     uncommitted.push_back({std::move(e), payloadText});
     // The state takes the payload (a commandStarted's params are moved, not copied); the
@@ -251,24 +258,82 @@ struct Engine::Impl {
     return {};
   }
 
-  // Commits what is pending, then sends the replies that waited for it.
-  Status flush() {
-    const bool wrote = !uncommitted.empty();
-    if (auto st = log->commit(); !st) return st;
-    if (wrote) runCommits++;
-    lastCommit = Clock::now();
-    uncommitted.clear();
-    // Live events, in order, only after they are committed. Never blocks (PUB drops at HWM).
-    for (auto& [topic, body] : pendingEvents) events->publish(topic, body);
-    pendingEvents.clear();
-    for (auto& m : pendingReplies) {
+  // Live events, in order, only after they are committed (never blocks: PUB drops at its
+  // HWM), then the replies that waited for the commit.
+  void sendCommitted(std::vector<std::pair<std::string, std::string>>& live, std::vector<bus::Message>& replies) {
+    for (auto& [topic, body] : live) events->publish(topic, body);
+    live.clear();
+    for (auto& m : replies) {
       if (auto st = server->reply(m); !st)
         spdlog::warn("engine: could not send {} for run {} to the runner: {}", bus::toString(m.type), m.runId,
                      st.error().message);
     }
-    pendingReplies.clear();
+    replies.clear();
+  }
+
+  // Takes the committer's group once it is committed (or waits for it: `wait`) and sends
+  // what waited for it. A group that could not be committed goes back in front of what was
+  // recorded since, with its replies and live events, for endAfterLogFailure. After it
+  // returns with nothing in flight, the log connection is this thread's.
+  Status collect(bool wait) {
+    if (!committer) return {};
+    auto done = committer->take(wait);
+    if (!done) return {};
+    if (!done->status) {
+      done->events.insert(done->events.end(), std::make_move_iterator(uncommitted.begin()),
+                          std::make_move_iterator(uncommitted.end()));
+      uncommitted = std::move(done->events);
+      inFlightReplies.insert(inFlightReplies.end(), std::make_move_iterator(pendingReplies.begin()),
+                             std::make_move_iterator(pendingReplies.end()));
+      pendingReplies = std::move(inFlightReplies);
+      inFlightReplies.clear();
+      inFlightEvents.insert(inFlightEvents.end(), std::make_move_iterator(pendingEvents.begin()),
+                            std::make_move_iterator(pendingEvents.end()));
+      pendingEvents = std::move(inFlightEvents);
+      inFlightEvents.clear();
+      return done->status;
+    }
+    runCommits++;
+    groupCommits++;
+    lastCommit = done->committedAt;
+    sendCommitted(inFlightEvents, inFlightReplies);
     return {};
   }
+
+  // Commits what is pending (after the committer's group), then sends what waited for it.
+  Status flush() {
+    if (auto st = collect(true); !st) return st;
+    const bool wrote = !uncommitted.empty();
+    if (auto st = appendAndCommit(*log, uncommitted); !st) return st;
+    if (wrote) runCommits++;
+    lastCommit = Clock::now();
+    uncommitted.clear();
+    sendCommitted(pendingEvents, pendingReplies);
+    return {};
+  }
+
+  // Under --commit group: sends what the committer's last group held once it is committed,
+  // and hands it what is pending when it is idle. Between motion and liquid commands
+  // (`idle` false) only once a few commands have gathered; when the bus is empty (`idle`)
+  // everything, so nothing waits uncommitted while the engine waits for the runner.
+  Status handOff(bool idle) {
+    if (!committer) return idle ? flush() : Status{};
+    if (auto st = collect(false); !st) return st;
+    if (committer->inFlight()) return {};
+    if (uncommitted.empty()) return idle ? flush() : Status{};  // flush(): replies that wait for nothing
+    if (!idle && uncommitted.size() < kHandOffEvents) return {};
+    std::vector<PendingEvent> group;
+    group.reserve(uncommitted.capacity());
+    group.swap(uncommitted);
+    inFlightReplies.swap(pendingReplies);
+    inFlightEvents.swap(pendingEvents);
+    committer->submit(std::move(group));
+    return {};
+  }
+  // A group goes to the committer once this many events wait (about four commands): few
+  // enough that the runner's outcomes keep flowing within a small credit window, enough that
+  // a commit's fixed cost (WAL frames, locks) is shared.
+  static constexpr std::size_t kHandOffEvents = 8;
 
   void waitWhileHeld() {
     std::unique_lock lk(holdMutex);
@@ -357,15 +422,19 @@ struct Engine::Impl {
     if (!m) return fail(m.error().code == bus::ErrorCode::kMalformed ? ErrorCode::kInvalid : ErrorCode::kBus,
                         m.error().message);
     if (*m) return std::move(*m);
-    if (auto st = flush(); !st) return fail(st.error().code, st.error().message);
+    // The bus is empty: everything recorded goes to the log before the engine waits.
+    if (auto st = handOff(true); !st) return fail(st.error().code, st.error().message);
     while (!interrupted()) {
       if (Clock::now() >= deadline) return std::optional<bus::Message>{};
       waitWhileHeld();
-      auto r = server->receive(std::chrono::milliseconds(control ? 20 : 100));
+      // Also wakes when the committer's group is committed: its outcomes go out at once.
+      const int wake = committer && committer->inFlight() ? committer->wakeFd() : -1;
+      auto r = server->receive(std::chrono::milliseconds(control ? 20 : 100), wake);
       if (!r)
         return fail(r.error().code == bus::ErrorCode::kMalformed ? ErrorCode::kInvalid : ErrorCode::kBus,
                     r.error().message);
       if (*r) return std::move(*r);
+      if (auto st = handOff(true); !st) return fail(st.error().code, st.error().message);
       if (auto st = pollControl(std::chrono::milliseconds(0)); !st) return tl::unexpected(st.error());
     }
     return std::optional<bus::Message>{};
@@ -397,6 +466,8 @@ struct Engine::Impl {
 
   Status runOne(const bus::Message& open) {
     auto st = runOneBody(open);
+    // A group still with the committer: its outcome (a failed one goes back to `uncommitted`).
+    if (auto c = collect(true); !c && st) st = c;
     follower.reset();
     if (st || !runOpen || (st.error().code != ErrorCode::kIo && st.error().code != ErrorCode::kCorrupt)) return st;
     return endAfterLogFailure(st.error());
@@ -411,10 +482,10 @@ struct Engine::Impl {
   // log closes the run as interrupted (docs/hardening.md).
   Status endAfterLogFailure(const Error& cause) {
     spdlog::error("engine: run {}: the event log failed: {}", state.runId, cause.message);
-    std::vector<Pending> keep = std::move(uncommitted);
+    std::vector<PendingEvent> keep = std::move(uncommitted);
     uncommitted.clear();
     pendingEvents.clear();
-    std::optional<Pending> notRun;
+    std::optional<PendingEvent> notRun;
     if (!keep.empty() && keep.back().event.type == event::kRunFinished) keep.pop_back();
     if (!keep.empty() && keep.back().event.type == event::kCommandStarted) {
       notRun = std::move(keep.back());
@@ -426,13 +497,13 @@ struct Engine::Impl {
     for (int attempt = 0; attempt < 30 && !shutdown.load(); ++attempt) {
       if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
       (void)log->rollback();
-      std::vector<Pending> appended;
+      std::vector<PendingEvent> appended;
       st = [&]() -> Status {
         if (auto b = log->begin(); !b) return b;
         auto last = log->lastSeq(state.runId);
         if (!last) return tl::unexpected(last.error());
         std::int64_t seq = *last;
-        for (Pending p : keep) {
+        for (PendingEvent p : keep) {
           if (p.event.seq <= *last) continue;  // committed after all
           p.event.seq = ++seq;
           if (auto a = log->append(p.event, p.payload); !a) return a;
@@ -523,6 +594,7 @@ struct Engine::Impl {
     // A replay names the run it replays (docs/recorder.md).
     if (body.is_object() && body.contains("replayOf") && body["replayOf"].is_string()) created["replayOf"] = body["replayOf"];
     runCommits = 0;
+    groupCommits = 0;
     if (auto st = record(event::kRunCreated, created); !st) return st;
     if (auto st = record(event::kRunStarted, json::object()); !st) return st;
     pendingReplies.push_back({bus::MessageType::kOpened, state.runId, 0, {{"runId", state.runId}}});
@@ -683,6 +755,7 @@ struct Engine::Impl {
     if (auto st = flush(); !st) return st;
     stopFlag.store(false);
     spdlog::info("engine: run {} {}", state.runId, toString(status));
+    spdlog::debug("engine: run {}: {} commits, {} of them on the log thread", state.runId, runCommits, groupCommits);
     return {};
   }
 
@@ -705,9 +778,8 @@ struct Engine::Impl {
     if (!key.is_null()) started["key"] = key;
     if (auto st = record(event::kCommandStarted, std::move(started), commandId); !st) return st;
     // The start is durable before the robot acts on the command (kGroup: see
-    // commitBeforeActing).
-    if (commitBeforeActing(type, intent))
-      if (auto st = flush(); !st) return st;
+    // commitBeforeActing); otherwise it goes to the log thread with its group.
+    if (auto st = commitBeforeActing(type, intent) ? flush() : handOff(false); !st) return st;
 
     // The params as recorded: the fold moved the started payload into the state.
     static const json kNoParams = json::object();
@@ -872,7 +944,7 @@ struct Engine::Impl {
                   {"cleanupSucceeded", cleanupOk},
                   {"counts", countsJson()}};
       if (auto st = record(event::kRunFinished, fin); !st) return tl::unexpected(st.error());
-      if (auto st = log->commit(); !st) return tl::unexpected(st.error());
+      if (auto st = flush(); !st) return tl::unexpected(st.error());
       spdlog::warn("engine: run {} had no end; recorded it as interrupted", runId);
     }
     return *unfinished;
@@ -895,6 +967,9 @@ Result<std::unique_ptr<Engine>> Engine::create(bus::Context& ctx, EngineOptions 
   auto log = EventLog::open(options.dbPath, LogOptions{options.sync, false, true});
   if (!log) return tl::unexpected(log.error());
   impl->log = std::move(*log);
+  if (options.commit == CommitPolicy::kGroup) {
+    impl->committer = std::make_unique<Committer>(*impl->log);
+  }
   impl->robot = std::move(robot);
   impl->options = options;
   if (!impl->options.modules) impl->options.modules = std::make_shared<hardware::ModuleHub>();
