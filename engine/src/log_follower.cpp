@@ -2,6 +2,11 @@
 #include "runrec/engine/log_follower.hpp"
 
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 namespace runrec::engine {
 
@@ -38,6 +43,11 @@ Status LogFollower::catchUp() {
 }
 
 void LogFollower::loop() {
+  // Background work: at nice 10 the follower gets about a tenth of a core the engine, its
+  // log thread or the runner also want, and all of an idle one (lowering needs no
+  // privilege). What it has not folded by cleanup, finish() folds.
+  if (::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 10) != 0)
+    spdlog::debug("engine: log follower: cannot lower its priority: {}", std::strerror(errno));
   std::unique_lock lk(stopMutex_);
   while (!stop_) {
     lk.unlock();
