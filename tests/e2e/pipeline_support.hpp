@@ -32,7 +32,8 @@ struct PipelineRun {
 };
 
 // Runs `protocolJson` through runner -> inproc bus -> engine (SimRobot) -> `db`.
-PipelineRun runInProcess(const nlohmann::json& protocolJson, const std::filesystem::path& db, int hwm = 16);
+PipelineRun runInProcess(const nlohmann::json& protocolJson, const std::filesystem::path& db,
+                         int hwm = bus::kDefaultHwm);
 
 struct Proc {
   int exitCode;

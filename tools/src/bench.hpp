@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "runrec/bus/channel.hpp"
 #include "runrec/engine/error.hpp"
 #include "runrec/engine/event_log.hpp"
 #include "runrec/hardware/thread_priority.hpp"
@@ -59,7 +60,7 @@ double rssMiB();
 struct PipelineOptions {
   std::filesystem::path db;
   engine::Sync sync = engine::Sync::kNormal;
-  int hwm = 16;
+  int hwm = bus::kDefaultHwm;
   std::string robot = "sim";  // "sim": the virtual Smoothie; "sim-basic": bookkeeping only
   double timeScale = 0;       // the virtual Smoothie's motion time (1 = real time)
   int touches = 1000;

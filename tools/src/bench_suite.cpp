@@ -309,7 +309,7 @@ int runSuite(const SuiteOptions& o) {
     if (int rc = addVariant("pty (serial driver to `runrec smoothie --pty`), --events none", once, true); rc) return rc;
   }
   md << "## 1. Throughput: the seed protocol (" << touches << " touch tips) end to end\n\n"
-     << "`runrec run` child processes, in-process engine, hwm 16. Rates over the engine's run time (first to "
+     << "`runrec run` child processes, in-process engine, hwm " << bus::kDefaultHwm << ". Rates over the engine's run time (first to "
      << "last event, cleanup included). G-code lines/s = commands/s × " << fmt("%.2f", linesPerCommand)
      << " lines per command (counted once).\n\n"
      << t1.md.str() << "\n";
@@ -329,8 +329,8 @@ int runSuite(const SuiteOptions& o) {
     auto sg = rawSqliteInserts(dir / "raw-group.db", engine::Sync::kNormal, groupBatch, rows);
     if (!sg) return failWith(sg.error());
     insGroup.push_back(sg->insertsPerSecond);
-    auto z = rawZmqPushPull("inproc", dir, 16, bytes, rows);
-    auto zi = rawZmqPushPull("ipc", dir, 16, bytes, rows);
+    auto z = rawZmqPushPull("inproc", dir, bus::kDefaultHwm, bytes, rows);
+    auto zi = rawZmqPushPull("ipc", dir, bus::kDefaultHwm, bytes, rows);
     if (!s) return failWith(s.error());
     if (!z) return failWith(z.error());
     if (!zi) return failWith(zi.error());
@@ -361,10 +361,10 @@ int runSuite(const SuiteOptions& o) {
      << "the default `--commit group`) | " << cell(sInsGroup, "%.0f") << " | events/s with the robot stubbed: "
      << fmt("%.0f", pipelineEventsPerSecondStub) << " = " << fmt("%.2f", pipelineEventsPerSecondStub / sInsGroup.median)
      << " |\n"
-     << "| raw ZeroMQ PUSH/PULL inproc msgs/s (" << bytes << " B, HWM 16) | " << cell(sZin, "%.0f")
+     << "| raw ZeroMQ PUSH/PULL inproc msgs/s (" << bytes << " B, HWM " << bus::kDefaultHwm << ") | " << cell(sZin, "%.0f")
      << " | commands/s (sim): " << fmt("%.0f", pipelineCps) << " = " << fmt("%.3f", pipelineCps / sZin.median)
      << " |\n"
-     << "| raw ZeroMQ PUSH/PULL ipc msgs/s (" << bytes << " B, HWM 16) | " << cell(sZipc, "%.0f") << " | "
+     << "| raw ZeroMQ PUSH/PULL ipc msgs/s (" << bytes << " B, HWM " << bus::kDefaultHwm << ") | " << cell(sZipc, "%.0f") << " | "
      << fmt("%.3f", pipelineCps / sZipc.median) << " |\n\n";
   }
 
@@ -405,10 +405,10 @@ int runSuite(const SuiteOptions& o) {
            "set logscale x\nset xlabel 'latency from send (µs)'\nset ylabel 'fraction of commands'\nset key bottom right\n"
            "plot 'latency-started.dat' with lines title 'start committed', 'latency-outcome.dat' with lines title "
            "'outcome published'\n");
-    md << "## 3. Latency (in-process, sim robot, hwm 16, " << touches << " touch tips)\n\n"
+    md << "## 3. Latency (in-process, sim robot, hwm " << bus::kDefaultHwm << ", " << touches << " touch tips)\n\n"
        << "Timed by a subscriber on the engine's live events (published only after the commit), same clock as the "
-       << "runner's send. With a full window each command also waits behind up to 15 others, which is most of "
-       << "the time shown.\n\n"
+       << "runner's send. With a full window each command also waits behind up to " << bus::kDefaultHwm - 1
+       << " others, which is most of the time shown.\n\n"
        << t.md.str() << "\n" << (plots ? "![latency CDF](latency.svg)\n\n" : "");
   }
 

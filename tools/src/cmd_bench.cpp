@@ -82,7 +82,7 @@ void addBenchCommand(CLI::App& app, Globals&, int& exitCode) {
   struct Opts {
     int touches = 10000;
     int repeat = 5;
-    int hwm = 16;
+    int hwm = bus::kDefaultHwm;
     std::string sync = "normal";
     bool json = false;
     std::string dir;
