@@ -229,11 +229,12 @@ int runSuite(const SuiteOptions& o) {
     std::vector<std::string> args;
   };
   // The default commit policy is `group` (docs/event-log.md); `--commit each` rows show what
-  // committing every command costs.
+  // committing every command costs, the `--hwm 16` row what the credit window's default was
+  // before the log thread (docs/performance.md, fifth pass).
   std::vector<Variant> variants = {
       {"sim", {"--robot", "sim"}},
       {"sim, --commit each", {"--robot", "sim", "--commit", "each"}},
-      {"sim, --hwm 64", {"--robot", "sim", "--hwm", "64"}},
+      {"sim, --hwm 16", {"--robot", "sim", "--hwm", "16"}},
       {"sim, --events none", {"--robot", "sim", "--events", "none"}},
       {"sim-basic (robot stubbed), --events none", {"--robot", "sim-basic", "--events", "none"}},
       {"sim-basic (robot stubbed), --events none, --commit each",
