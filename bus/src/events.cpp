@@ -343,11 +343,16 @@ Result<json> HistoryClient::runs(std::int64_t limit) {
 // EventPublisher
 
 struct EventPublisher::Impl {
-  Impl(zmq::context_t& ctx, std::string ep) : pub(ctx, zmq::socket_type::pub), endpoint(std::move(ep)) {}
+  // XPUB: a PUB that also hands over the subscriptions it receives (a SUB sees no
+  // difference), so the engine can tell whether anyone listens.
+  Impl(zmq::context_t& ctx, std::string ep) : pub(ctx, zmq::socket_type::xpub), endpoint(std::move(ep)) {}
   detail::IpcFile file;  // destroyed after the socket is closed
   zmq::socket_t pub;
   std::string endpoint;
   std::uint64_t published = 0;
+  // Distinct subscribed prefixes: XPUB passes the first subscription to a prefix and the
+  // unsubscription (explicit, or the last subscriber's disconnect) when none is left.
+  std::int64_t subscriptions = 0;
 };
 
 EventPublisher::EventPublisher(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -371,6 +376,22 @@ Result<std::unique_ptr<EventPublisher>> EventPublisher::bind(Context& ctx, const
   } catch (const zmq::error_t& e) {
     return failWith(ErrorCode::kIo, fmt::format("bus: bind events {}: {}", endpoint, e.what()));
   }
+}
+
+bool EventPublisher::hasSubscribers() {
+  try {
+    zmq::message_t m;
+    while (impl_->pub.recv(m, zmq::recv_flags::dontwait)) {
+      if (m.size() == 0) continue;
+      const auto kind = static_cast<const unsigned char*>(m.data())[0];
+      if (kind == 1) impl_->subscriptions++;
+      if (kind == 0 && impl_->subscriptions > 0) impl_->subscriptions--;
+    }
+  } catch (const zmq::error_t& e) {
+    spdlog::debug("bus: events {}: reading subscriptions: {}", impl_->endpoint, e.what());
+    return true;  // unknown: publish
+  }
+  return impl_->subscriptions > 0;
 }
 
 void EventPublisher::publish(std::string_view topic, std::string_view body) {

@@ -194,6 +194,10 @@ struct Engine::Impl {
   // Live events (docs/events-wire.md): the PUB socket (writer thread only) and the history
   // server (its own thread and log connection).
   std::unique_ptr<bus::EventPublisher> events;
+  // Whether anyone subscribes to live events (read every kControlPeriod): while nobody does,
+  // events are not encoded for them; a subscriber that arrives reads the rest from history.
+  bool listened = false;
+  void checkListeners() { listened = events && events->hasSubscribers(); }
   std::unique_ptr<HistoryServer> history;
   hardware::LabwareLibrary library;
   std::atomic<bool> shutdown{false};
@@ -250,7 +254,7 @@ struct Engine::Impl {
     payloadText.clear();
     bus::dumpJson(e.payload, payloadText);
     // Live events: encoded now, published once committed.
-    if (events) pendingEvents.emplace_back(bus::eventTopic(e.runId, e.type), encodeLiveEvent(e, payloadText));
+    if (listened) pendingEvents.emplace_back(bus::eventTopic(e.runId, e.type), encodeLiveEvent(e, payloadText));
     uncommitted.push_back({std::move(e), payloadText});
     // The state takes the payload (a commandStarted's params are moved, not copied); the
     // text kept above is what a retry appends.
@@ -415,6 +419,7 @@ struct Engine::Impl {
     // system call; per command it cost more than the rest of the bus), and on every wait.
     if (const auto now = Clock::now(); now >= nextControlPoll) {
       nextControlPoll = now + kControlPeriod;
+      checkListeners();
       if (auto st = pollControl(std::chrono::milliseconds(0)); !st) return tl::unexpected(st.error());
     }
     if (interrupted()) return std::optional<bus::Message>{};
@@ -435,6 +440,7 @@ struct Engine::Impl {
                     r.error().message);
       if (*r) return std::move(*r);
       if (auto st = handOff(true); !st) return fail(st.error().code, st.error().message);
+      checkListeners();
       if (auto st = pollControl(std::chrono::milliseconds(0)); !st) return tl::unexpected(st.error());
     }
     return std::optional<bus::Message>{};
@@ -595,6 +601,7 @@ struct Engine::Impl {
     if (body.is_object() && body.contains("replayOf") && body["replayOf"].is_string()) created["replayOf"] = body["replayOf"];
     runCommits = 0;
     groupCommits = 0;
+    checkListeners();
     if (auto st = record(event::kRunCreated, created); !st) return st;
     if (auto st = record(event::kRunStarted, json::object()); !st) return st;
     pendingReplies.push_back({bus::MessageType::kOpened, state.runId, 0, {{"runId", state.runId}}});

@@ -360,3 +360,38 @@ TEST_CASE("a multi-part history request gets an error reply") {
   CHECK(a["ok"] == false);
   CHECK(a["error"].get<std::string>().find("2-part") != std::string::npos);
 }
+
+TEST_CASE("the publisher knows whether anyone subscribes") {
+  // The engine skips encoding live events while nobody listens (docs/events-wire.md).
+  Context ctx;
+  auto ep = ipcEndpoint("listeners");
+  auto pub = EventPublisher::bind(ctx, ep, 1000);
+  REQUIRE(pub.has_value());
+  CHECK_FALSE((*pub)->hasSubscribers());
+  auto waitFor = [&](bool want) {
+    for (int i = 0; i < 500; ++i) {
+      if ((*pub)->hasSubscribers() == want) return true;
+      std::this_thread::sleep_for(10ms);
+    }
+    return false;
+  };
+  {
+    zmq::socket_t sub(ctx.zmq(), zmq::socket_type::sub);
+    sub.set(zmq::sockopt::subscribe, "run.");
+    sub.connect(ep);
+    CHECK(waitFor(true));
+    // A second subscriber to the same prefix, gone again: one still listens.
+    {
+      zmq::socket_t other(ctx.zmq(), zmq::socket_type::sub);
+      other.set(zmq::sockopt::linger, 0);
+      other.set(zmq::sockopt::subscribe, "run.");
+      other.connect(ep);
+      std::this_thread::sleep_for(50ms);
+    }
+    std::this_thread::sleep_for(50ms);
+    CHECK((*pub)->hasSubscribers());
+    sub.set(zmq::sockopt::linger, 0);
+  }
+  // The last subscriber disconnected: its subscription is withdrawn.
+  CHECK(waitFor(false));
+}

@@ -122,6 +122,10 @@ class EventPublisher {
                                                       int sndhwm = 10000, const CurveServer* curve = nullptr);
   ~EventPublisher();
   void publish(std::string_view topic, std::string_view body);
+  // Whether any subscriber is subscribed to anything, as of the subscriptions that have
+  // reached the socket (read here, without blocking). An event published while this is
+  // false reaches nobody; a subscriber that arrives later reads it from history.
+  bool hasSubscribers();
   const std::string& endpoint() const;
   std::uint64_t published() const;
 
