@@ -21,7 +21,12 @@ Status appendAndCommit(EventLog& log, const std::vector<PendingEvent>& events) {
 Committer::Committer(EventLog& log) : log_(log) {
   wakeFd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wakeFd_ < 0) throw std::runtime_error(std::string("eventfd: ") + std::strerror(errno));
-  thread_ = std::thread([this] { loop(); });
+  try {
+    thread_ = std::thread([this] { loop(); });
+  } catch (...) {
+    ::close(wakeFd_);
+    throw;
+  }
 }
 
 Committer::~Committer() {

@@ -191,7 +191,7 @@ struct Engine::Impl {
   std::unique_ptr<hardware::Robot> robot;
   std::unique_ptr<bus::CommandServer> server;
   std::unique_ptr<bus::ControlServer> control;
-  // Live events (docs/events-wire.md): the PUB socket (writer thread only) and the history
+  // Live events (docs/events-wire.md): the XPUB socket (writer thread only) and the history
   // server (its own thread and log connection).
   std::unique_ptr<bus::EventPublisher> events;
   // Whether anyone subscribes to live events (read every kControlPeriod): while nobody does,
@@ -975,7 +975,11 @@ Result<std::unique_ptr<Engine>> Engine::create(bus::Context& ctx, EngineOptions 
   if (!log) return tl::unexpected(log.error());
   impl->log = std::move(*log);
   if (options.commit == CommitPolicy::kGroup) {
-    impl->committer = std::make_unique<Committer>(*impl->log);
+    try {
+      impl->committer = std::make_unique<Committer>(*impl->log);
+    } catch (const std::exception& e) {
+      return fail(ErrorCode::kIo, std::string("cannot start the engine's log thread: ") + e.what());
+    }
   }
   impl->robot = std::move(robot);
   impl->options = options;
