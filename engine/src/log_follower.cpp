@@ -45,7 +45,11 @@ Status LogFollower::catchUp() {
 void LogFollower::loop() {
   // Background work: at nice 10 the follower gets about a tenth of a core the engine, its
   // log thread or the runner also want, and all of an idle one (lowering needs no
-  // privilege). What it has not folded by cleanup, finish() folds.
+  // privilege). What it has not folded by cleanup, finish() folds. Started by a writer
+  // thread raised to SCHED_FIFO (a board moving in real time, hardware/thread_priority.hpp)
+  // it inherits that, which nice does not touch: there, at a few hundred events a second,
+  // it keeps up on a loaded machine, so cleanup never folds a long tail before the
+  // post-run home.
   if (::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 10) != 0)
     spdlog::debug("engine: log follower: cannot lower its priority: {}", std::strerror(errno));
   std::unique_lock lk(stopMutex_);
