@@ -18,7 +18,7 @@ Status appendAndCommit(EventLog& log, const std::vector<PendingEvent>& events) {
   return log.commit();
 }
 
-Committer::Committer(EventLog& log) : log_(log) {
+Committer::Committer(EventLog& log, AfterCommit afterCommit) : log_(log), afterCommit_(std::move(afterCommit)) {
   wakeFd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wakeFd_ < 0) throw std::runtime_error(std::string("eventfd: ") + std::strerror(errno));
   try {
@@ -40,13 +40,14 @@ Committer::~Committer() {
   ::close(wakeFd_);
 }
 
-void Committer::submit(std::vector<PendingEvent> events) {
+void Committer::submit(std::vector<PendingEvent> events, bool afterCommit) {
   inFlight_ = true;
   inFlightEvents_ = events.size();
   {
     std::lock_guard lk(mutex_);
     work_.events = std::move(events);
     work_.status = {};
+    runAfterCommit_ = afterCommit && afterCommit_;
     submitted_ = true;
     done_.store(false, std::memory_order_relaxed);
   }
@@ -78,9 +79,11 @@ void Committer::loop() {
     // The group is this thread's until done_ is set; the writer does not touch the log
     // meanwhile (it waits in take()).
     std::vector<PendingEvent> events = std::move(work_.events);
+    const bool after = runAfterCommit_;
     lk.unlock();
     Status st = appendAndCommit(log_, events);
     const auto at = Clock::now();
+    if (st && after) afterCommit_(events);
     lk.lock();
     work_.events = std::move(events);
     work_.status = std::move(st);

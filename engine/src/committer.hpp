@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -36,13 +37,17 @@ class Committer {
  public:
   using Clock = std::chrono::steady_clock;
 
-  explicit Committer(EventLog& log);
+  // `afterCommit` runs on the thread after each group it commits, when submit() asked
+  // for it (the engine publishes the group's live events there).
+  using AfterCommit = std::function<void(const std::vector<PendingEvent>&)>;
+  explicit Committer(EventLog& log, AfterCommit afterCommit = {});
   ~Committer();  // waits for the group in flight, then stops the thread
   Committer(const Committer&) = delete;
   Committer& operator=(const Committer&) = delete;
 
   // Hands a group to the thread. Only when nothing is in flight (inFlight() is false).
-  void submit(std::vector<PendingEvent> events);
+  // `afterCommit`: run the AfterCommit once the group is committed.
+  void submit(std::vector<PendingEvent> events, bool afterCommit = false);
   bool inFlight() const { return inFlight_; }
   // Readable once the group in flight is done (an eventfd; take() reads it): for a poll
   // that waits for the bus and for the commit at once.
@@ -63,6 +68,7 @@ class Committer {
   void loop();
 
   EventLog& log_;
+  AfterCommit afterCommit_;
   int wakeFd_ = -1;
   bool inFlight_ = false;  // the writer's view: submitted and not yet taken
   std::size_t inFlightEvents_ = 0;
@@ -71,6 +77,7 @@ class Committer {
   std::condition_variable cv_;
   bool stop_ = false;
   bool submitted_ = false;       // a group waits for the thread
+  bool runAfterCommit_ = false;
   std::atomic<bool> done_{false};  // the thread finished the group (read without the lock)
   bool writerWaits_ = false;
   Done work_;

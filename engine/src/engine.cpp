@@ -191,13 +191,16 @@ struct Engine::Impl {
   std::unique_ptr<hardware::Robot> robot;
   std::unique_ptr<bus::CommandServer> server;
   std::unique_ptr<bus::ControlServer> control;
-  // Live events (docs/events-wire.md): the XPUB socket (writer thread only) and the history
-  // server (its own thread and log connection).
+  // Live events (docs/events-wire.md): the XPUB socket (this thread's, and the committer's
+  // while a group is in flight) and the history server (its own thread and log connection).
   std::unique_ptr<bus::EventPublisher> events;
   // Whether anyone subscribes to live events (read every kControlPeriod): while nobody does,
   // events are not encoded for them; a subscriber that arrives reads the rest from history.
   bool listened = false;
-  void checkListeners() { listened = events && events->hasSubscribers(); }
+  // Reads the socket: only while no group is in flight (the committer holds it then).
+  void checkListeners() {
+    if (!committer || !committer->inFlight()) listened = events && events->hasSubscribers();
+  }
   std::unique_ptr<HistoryServer> history;
   hardware::LabwareLibrary library;
   std::atomic<bool> shutdown{false};
@@ -216,17 +219,15 @@ struct Engine::Impl {
   bool runOpen = false;
   bool paused = false;
   std::vector<bus::Message> pendingReplies;  // sent after the next commit
-  std::vector<std::pair<std::string, std::string>> pendingEvents;  // (topic, body), published after the next commit
   int cleanupSeq = 0;
   // Recorded since the last commit (and not in the group the committer holds): appended and
   // committed by the next flush() or handOff(), re-appended after a failed write. `payload`
   // is the event's JSON text: the event's own payload has been moved into the state
   // (apply(state, Event&&)).
   std::vector<PendingEvent> uncommitted;
-  // The group the committer is writing: its replies and live events go out once it is
-  // committed (collect()).
+  // The replies to the group the committer is writing: sent once it is committed (collect()).
+  // Its live events are published by the committer itself, right after the commit.
   std::vector<bus::Message> inFlightReplies;
-  std::vector<std::pair<std::string, std::string>> inFlightEvents;
 
   std::string payloadText;  // record()'s encoding buffer, reused
   Clock::time_point lastCommit = Clock::now();
@@ -253,8 +254,6 @@ struct Engine::Impl {
     // The payload is encoded once: the same text goes to the log and to subscribers.
     payloadText.clear();
     bus::dumpJson(e.payload, payloadText);
-    // Live events: encoded now, published once committed.
-    if (listened) pendingEvents.emplace_back(bus::eventTopic(e.runId, e.type), encodeLiveEvent(e, payloadText));
     uncommitted.push_back({std::move(e), payloadText});
     // The state takes the payload (a commandStarted's params are moved, not copied); the
     // text kept above is what a retry appends.
@@ -262,11 +261,16 @@ struct Engine::Impl {
     return {};
   }
 
-  // Live events, in order, only after they are committed (never blocks: PUB drops at its
-  // HWM), then the replies that waited for the commit.
-  void sendCommitted(std::vector<std::pair<std::string, std::string>>& live, std::vector<bus::Message>& replies) {
-    for (auto& [topic, body] : live) events->publish(topic, body);
-    live.clear();
+  // Live events of committed events, in order (never blocks: the socket drops at its HWM).
+  // Called by the thread that committed them: the committer for its groups (it holds the
+  // socket while a group is in flight), this thread for its own commits.
+  void publish(const std::vector<PendingEvent>& committed) {
+    for (const auto& p : committed)
+      events->publish(bus::eventTopic(p.event.runId, p.event.type), encodeLiveEvent(p.event, p.payload));
+  }
+
+  // The replies that waited for a commit.
+  void sendReplies(std::vector<bus::Message>& replies) {
     for (auto& m : replies) {
       if (auto st = server->reply(m); !st)
         spdlog::warn("engine: could not send {} for run {} to the runner: {}", bus::toString(m.type), m.runId,
@@ -291,16 +295,12 @@ struct Engine::Impl {
                              std::make_move_iterator(pendingReplies.end()));
       pendingReplies = std::move(inFlightReplies);
       inFlightReplies.clear();
-      inFlightEvents.insert(inFlightEvents.end(), std::make_move_iterator(pendingEvents.begin()),
-                            std::make_move_iterator(pendingEvents.end()));
-      pendingEvents = std::move(inFlightEvents);
-      inFlightEvents.clear();
       return done->status;
     }
     runCommits++;
     groupCommits++;
     lastCommit = done->committedAt;
-    sendCommitted(inFlightEvents, inFlightReplies);
+    sendReplies(inFlightReplies);
     return {};
   }
 
@@ -311,8 +311,9 @@ struct Engine::Impl {
     if (auto st = appendAndCommit(*log, uncommitted); !st) return st;
     if (wrote) runCommits++;
     lastCommit = Clock::now();
+    if (listened) publish(uncommitted);
     uncommitted.clear();
-    sendCommitted(pendingEvents, pendingReplies);
+    sendReplies(pendingReplies);
     return {};
   }
 
@@ -330,8 +331,7 @@ struct Engine::Impl {
     group.reserve(uncommitted.capacity());
     group.swap(uncommitted);
     inFlightReplies.swap(pendingReplies);
-    inFlightEvents.swap(pendingEvents);
-    committer->submit(std::move(group));
+    committer->submit(std::move(group), listened);
     return {};
   }
   // A group goes to the committer once this many events wait (about four commands): few
@@ -490,7 +490,6 @@ struct Engine::Impl {
     spdlog::error("engine: run {}: the event log failed: {}", state.runId, cause.message);
     std::vector<PendingEvent> keep = std::move(uncommitted);
     uncommitted.clear();
-    pendingEvents.clear();
     std::optional<PendingEvent> notRun;
     if (!keep.empty() && keep.back().event.type == event::kRunFinished) keep.pop_back();
     if (!keep.empty() && keep.back().event.type == event::kCommandStarted) {
@@ -537,8 +536,7 @@ struct Engine::Impl {
       }();
       if (!st) continue;
       spdlog::warn("engine: run {} failed: {}", state.runId, reason);
-      for (const auto& p : appended)
-        if (events) events->publish(bus::eventTopic(p.event.runId, p.event.type), encodeLiveEvent(p.event, p.payload));
+      if (events) publish(appended);
       json notRunPayload = notRun ? json::parse(notRun->payload, nullptr, false) : json();
       if (notRunPayload.is_object() && notRunPayload.value("index", json()).is_number())
         pendingReplies.push_back({bus::MessageType::kOutcome, state.runId, notRunPayload["index"].get<std::uint64_t>(),
@@ -608,8 +606,7 @@ struct Engine::Impl {
     if (auto st = flush(); !st) {  // the run could not be created: nothing was recorded
       (void)log->rollback();
       uncommitted.clear();
-      pendingEvents.clear();
-      pendingReplies.clear();
+        pendingReplies.clear();
       return refuse("the event log could not be written: " + st.error().message);
     }
     runOpen = true;
@@ -976,7 +973,8 @@ Result<std::unique_ptr<Engine>> Engine::create(bus::Context& ctx, EngineOptions 
   impl->log = std::move(*log);
   if (options.commit == CommitPolicy::kGroup) {
     try {
-      impl->committer = std::make_unique<Committer>(*impl->log);
+      impl->committer = std::make_unique<Committer>(
+          *impl->log, [p = impl.get()](const std::vector<PendingEvent>& group) { p->publish(group); });
     } catch (const std::exception& e) {
       return fail(ErrorCode::kIo, std::string("cannot start the engine's log thread: ") + e.what());
     }
