@@ -183,9 +183,10 @@ struct Engine::Impl {
   std::unique_ptr<LogLock> lock;
   std::unique_ptr<EventLog> log;
   // Under --commit group: the log thread that appends and commits groups of motion and liquid
-  // events while this thread drives the next commands (committer.hpp). Declared after `log`:
-  // destroyed (joined) before it.
+  // events while this thread drives the next commands (committer.hpp). It uses `log` and
+  // `events`, so it is stopped first (~Impl).
   std::unique_ptr<Committer> committer;
+  ~Impl() { committer.reset(); }  // a group still in flight is committed and published first
   // Folds the open run's committed events on its own thread, for cleanup (log_follower.hpp).
   std::unique_ptr<LogFollower> follower;
   std::unique_ptr<hardware::Robot> robot;
