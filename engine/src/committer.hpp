@@ -1,8 +1,9 @@
 // The engine's log thread. Under `--commit group` the writer thread hands each group of
 // motion and liquid events to it; it appends and commits them on the engine's connection
-// while the writer thread drives the next commands. One group is in flight at a time, and
-// the writer takes the connection back (take(true)) before it writes or reads the log itself.
-// What may run ahead of the log is unchanged (docs/event-log.md, "Commit policy"): the
+// while the writer thread drives the next commands, then runs the engine's after-commit step
+// (publishing the group's live events). One group is in flight at a time, and the writer
+// takes the connection (and the event socket) back with take() before it uses them itself.
+// What may run ahead of the log is unchanged (docs/event-log.md, "Durability"): the
 // writer never acts on a command whose start is uncommitted unless it is a motion or liquid
 // command started within the window of the last completed commit.
 #pragma once
