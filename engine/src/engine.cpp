@@ -280,10 +280,11 @@ struct Engine::Impl {
     replies.clear();
   }
 
-  // Takes the committer's group once it is committed (or waits for it: `wait`) and sends
-  // what waited for it. A group that could not be committed goes back in front of what was
-  // recorded since, with its replies and live events, for endAfterLogFailure. After it
-  // returns with nothing in flight, the log connection is this thread's.
+  // Takes the committer's group once it is committed (or waits for it: `wait`) and sends the
+  // replies that waited for it (the committer has published its live events). A group that
+  // could not be committed (and was not published) goes back in front of what was recorded
+  // since, with its replies, for endAfterLogFailure. After it returns with nothing in flight,
+  // the log connection and the event socket are this thread's.
   Status collect(bool wait) {
     if (!committer) return {};
     auto done = committer->take(wait);
