@@ -1,6 +1,7 @@
 // The engine's log thread (committer.hpp).
 #include "committer.hpp"
 
+#include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -81,9 +82,23 @@ void Committer::loop() {
     std::vector<PendingEvent> events = std::move(work_.events);
     const bool after = runAfterCommit_;
     lk.unlock();
-    Status st = appendAndCommit(log_, events);
+    // Nothing thrown here may end the process: a failure is the group's status, like a
+    // failed write, and a failure after the commit only loses the live events.
+    Status st;
+    try {
+      st = appendAndCommit(log_, events);
+    } catch (const std::exception& e) {
+      st = fail(ErrorCode::kIo, std::string("the log thread could not write a group: ") + e.what());
+    }
     const auto at = Clock::now();
-    if (st && after) afterCommit_(events);
+    if (st && after && !events.empty()) {
+      try {
+        afterCommit_(events);
+      } catch (const std::exception& e) {
+        spdlog::warn("engine: live events of events {}..{} not published: {}", events.front().event.seq,
+                     events.back().event.seq, e.what());
+      }
+    }
     lk.lock();
     work_.events = std::move(events);
     work_.status = std::move(st);
