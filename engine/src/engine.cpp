@@ -198,9 +198,12 @@ struct Engine::Impl {
   // Whether anyone subscribes to live events (read every kControlPeriod): while nobody does,
   // events are not encoded for them; a subscriber that arrives reads the rest from history.
   bool listened = false;
-  // Reads the socket: only while no group is in flight (the committer holds it then).
+  // Reads the socket, only while no group is in flight (the committer holds it then);
+  // otherwise the check is left for handOff(), before the next group goes out.
+  bool listenersDue = false;
   void checkListeners() {
-    if (!committer || !committer->inFlight()) listened = events && events->hasSubscribers();
+    listenersDue = committer && committer->inFlight();
+    if (!listenersDue) listened = events && events->hasSubscribers();
   }
   std::unique_ptr<HistoryServer> history;
   hardware::LabwareLibrary library;
@@ -329,6 +332,7 @@ struct Engine::Impl {
     if (committer->inFlight()) return {};
     if (uncommitted.empty()) return idle ? flush() : Status{};  // flush(): replies that wait for nothing
     if (!idle && uncommitted.size() < kHandOffEvents) return {};
+    if (listenersDue) checkListeners();
     std::vector<PendingEvent> group;
     group.reserve(uncommitted.capacity());
     group.swap(uncommitted);
@@ -449,6 +453,16 @@ struct Engine::Impl {
   }
 
   Status serve() {
+    // The log thread is started here, by the writer thread, so it inherits the writer's
+    // scheduling (raised for a board moving in real time: hardware/thread_priority.hpp): the
+    // writer waits for it before every tip, pipette or module command.
+    if (options.commit == CommitPolicy::kGroup && !committer) {
+      try {
+        committer = std::make_unique<Committer>(*log, [this](const std::vector<PendingEvent>& group) { publish(group); });
+      } catch (const std::exception& e) {
+        return fail(ErrorCode::kIo, std::string("cannot start the engine's log thread: ") + e.what());
+      }
+    }
     int served = 0;
     while (!shutdown.load() && (options.maxRuns < 0 || served < options.maxRuns)) {
       stopFlag.store(false);
@@ -973,14 +987,6 @@ Result<std::unique_ptr<Engine>> Engine::create(bus::Context& ctx, EngineOptions 
   auto log = EventLog::open(options.dbPath, LogOptions{options.sync, false, true});
   if (!log) return tl::unexpected(log.error());
   impl->log = std::move(*log);
-  if (options.commit == CommitPolicy::kGroup) {
-    try {
-      impl->committer = std::make_unique<Committer>(
-          *impl->log, [p = impl.get()](const std::vector<PendingEvent>& group) { p->publish(group); });
-    } catch (const std::exception& e) {
-      return fail(ErrorCode::kIo, std::string("cannot start the engine's log thread: ") + e.what());
-    }
-  }
   impl->robot = std::move(robot);
   impl->options = options;
   if (!impl->options.modules) impl->options.modules = std::make_shared<hardware::ModuleHub>();
