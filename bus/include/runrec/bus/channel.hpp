@@ -53,7 +53,7 @@ Result<std::string> outcomeEndpoint(const std::string& commandEndpoint);
 // The default credit window. Outcomes go back once their commit group is committed
 // (docs/event-log.md), so the window must cover a group in flight, the one gathering, and the
 // runner's wake-up on a busy machine: at 16 the engine ran dry and waited for the runner
-// about once every 10 commands; at 64 it rarely does (docs/performance.md, fifth pass). 64
+// once every 7-10 commands; at 64 about once every 30-45 (docs/performance.md, fifth pass). 64
 // commands of a few hundred bytes each is still a small, fixed bound.
 constexpr int kDefaultHwm = 64;
 
